@@ -1,0 +1,52 @@
+"""awrs-adapters: constrained generation that samples from the right distribution.
+
+Overview: ``generate(lm, prompt, constraint)`` runs sequential Monte Carlo with adaptive
+weighted rejection sampling (AWRS-SMC) and returns weighted particles whose posterior
+targets ``P(x) ∝ Q(x | prompt)·C(x)``, the model conditioned on the constraint, rather
+than the biased distribution of token masking.
+
+Example::
+
+    from awrs_adapters import generate
+    from awrs_adapters.lm import FunctionLM
+    lm = FunctionLM([b"a", b"b", b""], 2, lambda prefix: [0.0, 0.0, -1.0])
+    print(generate(lm, None, lambda s: s.endswith("a"), max_tokens=4, seed=0).posterior)
+"""
+
+from __future__ import annotations
+
+from .api import generate, make_rng
+from .awrs import AWRS, TokenDraw
+from .errors import (
+    AWRSError,
+    ConfigError,
+    ConstraintError,
+    LMError,
+    NoValidSampleError,
+    VocabularyError,
+)
+from .results import Particle, SMCResult, Stats
+from .smc import METHODS, SMC
+from .vocab import Vocabulary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AWRS",
+    "AWRSError",
+    "ConfigError",
+    "ConstraintError",
+    "LMError",
+    "METHODS",
+    "NoValidSampleError",
+    "Particle",
+    "SMC",
+    "SMCResult",
+    "Stats",
+    "TokenDraw",
+    "VocabularyError",
+    "Vocabulary",
+    "__version__",
+    "generate",
+    "make_rng",
+]

@@ -1,0 +1,96 @@
+"""The public entry point: ``generate(lm, prompt, constraint) -> SMCResult``.
+
+Overview: one call runs SMC with the chosen method and returns the weighted particles,
+the posterior over complete strings, ``log_ml`` and statistics.
+
+Example::
+
+    import math
+    from awrs_adapters import generate
+    from awrs_adapters.lm import FunctionLM
+    lm = FunctionLM([b"a", b"b", b""], 2,
+                    lambda p: [math.log(.45), math.log(.45), math.log(.1)])
+    r = generate(lm, None, lambda s: s.endswith("a"), num_particles=32, max_tokens=4, seed=0)
+    print(r.posterior)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .lm.base import LanguageModel
+from .results import SMCResult
+from .smc import SMC, validate_args
+
+__all__ = ["generate", "make_rng"]
+
+
+def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """A ``numpy.random.Generator`` from a seed, a Generator (used as is) or None (fresh)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)
+    raise ConfigError(f"seed={seed!r}; pass an int, a numpy.random.Generator or None")
+
+
+def generate(
+    lm: LanguageModel,
+    prompt: Any,
+    constraint: Any = None,
+    *,
+    num_particles: int = 8,
+    max_tokens: int = 128,
+    method: str = "awrs-smc",
+    ess_threshold: float = 0.5,
+    resampling: str = "stratified",
+    temperature: float = 1.0,
+    seed: int | np.random.Generator | None = None,
+    estimator: str = "recursive",
+) -> SMCResult:
+    """Sample from ``P(x) ∝ Q(x | prompt)·C(x)`` over strings of at most ``max_tokens`` tokens.
+
+    Args:
+        lm: a :class:`~awrs_adapters.lm.LanguageModel` (``FunctionLM``, ``TransformersLM``).
+        prompt: a string, or a list of chat messages ``{"role", "content"}`` for chat models.
+        constraint: a constraint (``Regex``, ``JSONSchema``, ``Predicate``, ``Potential``,
+            ``a & b``), an Outlines type, a pydantic class, a function ``text -> bool``, or None.
+        num_particles: N, the particle count.
+        max_tokens: generated tokens per particle before the end is forced.
+        method: ``"awrs-smc"`` (default), ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
+        ess_threshold: resample when ESS < ess_threshold·N.
+        resampling: ``"stratified"`` (default), ``"systematic"``, ``"multinomial"``, ``"residual"``.
+        temperature: > 0; divides the logits.
+        seed: int, ``numpy.random.Generator`` or None; the same seed reproduces a run.
+        estimator: AWRS weight estimator: ``"recursive"`` (default) or ``"geometric"``.
+
+    Returns:
+        An :class:`~awrs_adapters.results.SMCResult`; ``result.ok`` is False (and
+        ``result.text`` raises ``NoValidSampleError`` with a hint) when nothing survived.
+    """
+    validate_args(num_particles, max_tokens, method, ess_threshold, resampling, temperature)
+    if estimator not in ("recursive", "geometric"):
+        raise ConfigError(f"estimator={estimator!r}; use 'recursive' or 'geometric'")
+    if not isinstance(lm, LanguageModel):
+        raise ConfigError(
+            f"lm={type(lm).__name__} is not a LanguageModel; wrap a Hugging Face model with "
+            "awrs_adapters.lm.TransformersLM(model, tokenizer) or load one with "
+            "awrs_adapters.models.load()"
+        )
+    smc = SMC(
+        lm,
+        prompt,
+        constraint,
+        num_particles=num_particles,
+        max_tokens=max_tokens,
+        method=method,
+        ess_threshold=ess_threshold,
+        resampling=resampling,
+        temperature=temperature,
+        rng=make_rng(seed),
+        estimator=estimator,
+    )
+    return smc.run()

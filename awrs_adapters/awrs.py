@@ -1,0 +1,277 @@
+"""Adaptive weighted rejection sampling (AWRS): exact constrained token draws with weights.
+
+Overview: for one particle with next-token distribution p and a constraint ``ok``, AWRS
+visits tokens in the order of a sample without replacement from p (Gumbel keys, taken
+lazily), rejecting invalid ones and removing their mass. The first accepted token is an
+exact draw from ``p·ok/Z``; the returned weight is an unbiased estimate of
+``Z = Σ p(y)·ok(y)``, and ``E[w·f(y)] = Σ p(y)·ok(y)·f(y)`` (proper weighting).
+
+Estimators (``AWRS(estimator=...)``):
+
+* ``"recursive"`` (default): at most one check beyond plain rejection sampling: after
+  accepting y with remaining mass M, check the next token y2 of the order;
+  the weight is ``M`` if y2 is valid (or none is left), else ``p(y)``.
+* ``"geometric"``: sampling with replacement emulated by geometric "phantom" rejections
+  until ``max_accepts`` (k >= 2) accepts; weight ``(k-1)/(trials-1)`` (negative-binomial,
+  unbiased). Lower variance when the top token holds most of the mass.
+* ``"improper"``: plain adaptive rejection sampling, weight 1 (log 0): exact locally
+  constrained decoding (LCD), biased as a sampler of the posterior.
+
+Fast path: when the constraint has a compiled automaton, AWRS may stop checking and take
+the exact mask of the remaining tokens (mass M'), continuing on the masked distribution
+and multiplying the estimate by M' (everything already rejected is invalid, so this is
+still properly weighted). The switch is adaptive (ski rental): checking continues while
+the measured time spent on rejections in this draw is below the measured cost of one
+mask; ``switch="never"``/``"always"`` or an int (after that many rejections) fix it.
+
+Example::
+
+    import numpy as np, torch
+    from awrs_adapters.awrs import AWRS
+    from awrs_adapters.constraints import Predicate
+    from awrs_adapters.vocab import Vocabulary
+    vocab = Vocabulary([b"a", b"b", b""], 2)
+    bound = Predicate(lambda s: s.endswith("a"), prefix=lambda s: "b" not in s).bind(vocab)
+    logp = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
+    draw = AWRS().sample(logp, bound, [bound.initial_state()], np.random.default_rng(0))[0]
+    print(draw.token, draw.log_weight, draw.checks)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from .constraints.base import BoundConstraint
+from .errors import ConfigError
+from .gumbel import LazyOrder, gumbel_orders
+
+__all__ = ["AWRS", "TokenDraw"]
+
+LOG_EPS = 1e-12  # remaining mass below which every candidate counts as rejected
+
+Estimator = Literal["recursive", "geometric", "improper"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDraw:
+    """One proposal: ``token`` (None: every candidate rejected), its log weight, cost."""
+
+    token: int | None
+    log_weight: float
+    checks: int
+    masks: int = 0
+
+
+_DEAD = float("-inf")
+
+
+class _SwitchPolicy:
+    """When to stop checking candidates and compute the fast mask instead."""
+
+    def __init__(self, switch: str | int) -> None:
+        self.switch = switch
+        self.mask_seconds: float | None = None  # EMA of measured mask cost
+
+    def should_switch(self, rejections: int, spent: float) -> bool:
+        s = self.switch
+        if s == "never":
+            return False
+        if s == "always":
+            return True
+        if isinstance(s, int):
+            return rejections >= s
+        if self.mask_seconds is None:  # not measured yet: learn it after a few rejections
+            return rejections >= 8
+        return spent >= self.mask_seconds
+
+    def record_mask(self, seconds: float) -> None:
+        m = self.mask_seconds
+        self.mask_seconds = seconds if m is None else 0.8 * m + 0.2 * seconds
+
+
+class AWRS:
+    """The AWRS token sampler.
+
+    Args:
+        estimator: ``"recursive"`` (default), ``"geometric"`` or ``"improper"``.
+        max_accepts: accepts the geometric estimator waits for (k >= 2).
+        switch: fast-mask switch policy: ``"adaptive"`` (default), ``"never"``,
+            ``"always"``, or an int number of rejections.
+    """
+
+    def __init__(
+        self,
+        estimator: Estimator = "recursive",
+        *,
+        max_accepts: int = 2,
+        switch: str | int = "adaptive",
+    ) -> None:
+        if estimator not in ("recursive", "geometric", "improper"):
+            raise ConfigError(
+                f"estimator={estimator!r} is unknown; use 'recursive', 'geometric' or 'improper'"
+            )
+        if not isinstance(max_accepts, int) or max_accepts < 2:
+            raise ConfigError(f"max_accepts={max_accepts!r}; the geometric estimator needs >= 2")
+        if not (switch in ("adaptive", "never", "always") or (isinstance(switch, int) and switch >= 0)):
+            raise ConfigError(
+                f"switch={switch!r}; use 'adaptive', 'never', 'always' or an int >= 0"
+            )
+        self.estimator = estimator
+        self.max_accepts = max_accepts
+        self.policy = _SwitchPolicy(switch)
+
+    def sample(
+        self,
+        logp: torch.Tensor,
+        bound: BoundConstraint,
+        states: Sequence[Any],
+        rng: np.random.Generator,
+    ) -> list[TokenDraw]:
+        """One draw per row of ``logp`` (``[n, V]`` normalised log-probabilities)."""
+        orders = gumbel_orders(logp, rng)
+        lp = logp.detach().to("cpu", torch.float64)
+        out = []
+        for r, order in enumerate(orders):
+            if bound.trivial:
+                y = order.get(0)
+                out.append(TokenDraw(y, 0.0 if y is not None else _DEAD, 0))
+            elif self.estimator == "geometric":
+                out.append(self._geometric(order, lp[r], bound, states[r], rng))
+            else:
+                out.append(self._recursive(order, lp[r], bound, states[r]))
+        return out
+
+    # -- the fast-mask switch -------------------------------------------------------
+    def _mask(
+        self, lp: torch.Tensor, order: LazyOrder, bound: BoundConstraint, state: Any,
+        rejected: list[int],
+    ) -> tuple[LazyOrder, float]:
+        t0 = time.perf_counter()
+        mask = bound.fast_mask(state)
+        assert mask is not None
+        keep = torch.from_numpy(np.asarray(mask, dtype=bool))
+        if rejected:
+            keep = keep.clone()
+            keep[rejected] = False
+        mass = float(torch.exp(lp[keep]).sum())
+        keys = order.keys.masked_fill(~keep, float("-inf"))
+        self.policy.record_mask(time.perf_counter() - t0)
+        return LazyOrder(keys), mass
+
+    # -- estimators ---------------------------------------------------------------
+    def _recursive(
+        self, order: LazyOrder, lp: torch.Tensor, bound: BoundConstraint, state: Any
+    ) -> TokenDraw:
+        improper = self.estimator == "improper"
+        can_mask = bound.has_fast
+        M = 1.0
+        checks = masks = 0
+        rejected: list[int] = []
+        spent = 0.0
+        i = 0
+        masked = False
+        while True:
+            if can_mask and not masked and rejected and self.policy.should_switch(len(rejected), spent):
+                order, M = self._mask(lp, order, bound, state, rejected)
+                masks += 1
+                masked = True
+                i = 0
+                if M <= LOG_EPS:
+                    return TokenDraw(None, _DEAD, checks, masks)
+                if not bound.has_slow:  # the mask is exact: the draw and Z are exact
+                    y = order.get(0)
+                    if y is None:
+                        return TokenDraw(None, _DEAD, checks, masks)
+                    return TokenDraw(y, 0.0 if improper else math.log(M), checks, masks)
+            y = order.get(i)
+            if y is None:
+                return TokenDraw(None, _DEAD, checks, masks)
+            t0 = time.perf_counter()
+            ok = bound.check(state, y)
+            spent += time.perf_counter() - t0
+            checks += 1
+            if ok:
+                if improper:
+                    return TokenDraw(y, 0.0, checks, masks)
+                y2 = order.get(i + 1)
+                if y2 is None:
+                    return TokenDraw(y, math.log(M), checks, masks)
+                checks += 1
+                if bound.check(state, y2):
+                    return TokenDraw(y, math.log(M), checks, masks)
+                return TokenDraw(y, float(lp[y]), checks, masks)  # M·F = p(y)
+            M -= math.exp(float(lp[y]))
+            rejected.append(y)
+            if M <= LOG_EPS:
+                return TokenDraw(None, _DEAD, checks, masks)
+            i += 1
+
+    def _geometric(
+        self,
+        order: LazyOrder,
+        lp: torch.Tensor,
+        bound: BoundConstraint,
+        state: Any,
+        rng: np.random.Generator,
+    ) -> TokenDraw:
+        k = self.max_accepts
+        M = 1.0  # mass not rejected (accepted tokens included)
+        acc_ids: list[int] = []
+        MA = 0.0
+        trials = accepts = checks = masks = 0
+        first: int | None = None
+        rejected: list[int] = []
+        spent = 0.0
+        i = 0
+        masked = False
+        while accepts < k:
+            if (bound.has_fast and not masked and first is None and rejected
+                    and self.policy.should_switch(len(rejected), spent)):
+                order, M = self._mask(lp, order, bound, state, rejected)
+                masks += 1
+                masked = True
+                i = 0
+                # no shortcut to the exact Z here: the trials already counted condition
+                # the negative-binomial estimate, so the process continues on the mask
+            if M <= LOG_EPS:
+                return TokenDraw(None, _DEAD, checks, masks)
+            if M < 1.0:  # phantom draws landing on already-rejected mass
+                trials += int(rng.geometric(min(M, 1.0))) - 1
+            trials += 1
+            if acc_ids and rng.random() * M < MA:
+                accepts += 1  # a repeat of an accepted token: valid, no check needed
+                continue
+            y = order.get(i)
+            if y is None:  # numerically nothing unvisited is left: the draw is from A
+                if not acc_ids:
+                    return TokenDraw(None, _DEAD, checks, masks)
+                M = MA
+                accepts += 1
+                continue
+            i += 1
+            if masked and not bound.has_slow:
+                ok = True  # the exact mask already admitted it
+            else:
+                t0 = time.perf_counter()
+                ok = bound.check(state, y)
+                spent += time.perf_counter() - t0
+                checks += 1
+            py = math.exp(float(lp[y]))
+            if ok:
+                acc_ids.append(y)
+                MA += py
+                accepts += 1
+                if first is None:
+                    first = y
+            else:
+                M -= py
+                rejected.append(y)
+        assert first is not None
+        return TokenDraw(first, math.log((k - 1) / (trials - 1)), checks, masks)

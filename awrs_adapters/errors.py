@@ -1,0 +1,50 @@
+"""One exception hierarchy for everything the library raises on purpose.
+
+Overview: every error derives from :class:`AWRSError`, so ``except AWRSError`` catches
+all of them; each also derives from the closest builtin (``ValueError`` for bad
+arguments, ``RuntimeError`` for failures at run time) so generic handlers keep working.
+Messages name the argument, the value and the fix.
+
+Example::
+
+    from awrs_adapters.errors import AWRSError, ConfigError
+    try:
+        raise ConfigError("num_particles must be >= 1, got 0; pass num_particles=8")
+    except AWRSError as e:
+        print(e)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AWRSError",
+    "ConfigError",
+    "ConstraintError",
+    "LMError",
+    "NoValidSampleError",
+    "VocabularyError",
+]
+
+
+class AWRSError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class ConfigError(AWRSError, ValueError):
+    """An argument has a value that cannot work (raised before any work is done)."""
+
+
+class ConstraintError(AWRSError, ValueError):
+    """A constraint is invalid (bad regex/schema/grammar) or a user check raised."""
+
+
+class VocabularyError(AWRSError, ValueError):
+    """The vocabulary of a model and of a constraint or token table do not agree."""
+
+
+class LMError(AWRSError, RuntimeError):
+    """The language model returned something unusable (NaN or +inf log-probabilities)."""
+
+
+class NoValidSampleError(AWRSError, RuntimeError):
+    """No particle produced a complete string that the constraint accepts."""

@@ -1,0 +1,90 @@
+"""Reference token proposals that share the AWRS interface, for comparison methods.
+
+Overview: :class:`DirectSampler` draws from p unconstrained and checks the draw once
+(``sample-verify``: an invalid draw gets weight 0, i.e. the particle dies).
+:class:`MaskSampler` checks every token with p > 0 (the fast mask first, then the slow
+checks on what it allows) and draws exactly from ``p·ok/Z`` with weight ``Z``
+(``mask-smc``: the locally-constrained-with-weights reference; |V| checks per step for
+a slow constraint).
+
+Example::
+
+    import numpy as np, torch
+    from awrs_adapters.proposals import MaskSampler
+    from awrs_adapters.constraints import Predicate
+    from awrs_adapters.vocab import Vocabulary
+    b = Predicate(lambda s: True, prefix=lambda s: "b" not in s).bind(Vocabulary([b"a", b"b", b""], 2))
+    d = MaskSampler().sample(torch.log(torch.tensor([[0.2, 0.5, 0.3]])), b, [b""],
+                             np.random.default_rng(0))[0]
+    print(d.token, np.exp(d.log_weight))   # 0 or 2, Z = 0.5
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .awrs import TokenDraw
+from .constraints.base import BoundConstraint
+from .gumbel import gumbel_keys, gumbel_orders
+
+__all__ = ["DirectSampler", "MaskSampler"]
+
+
+class DirectSampler:
+    """Unconstrained draw from p; the constraint is a 0/1 weight on the draw."""
+
+    def sample(
+        self, logp: torch.Tensor, bound: BoundConstraint, states: Sequence[Any],
+        rng: np.random.Generator,
+    ) -> list[TokenDraw]:
+        out = []
+        for r, order in enumerate(gumbel_orders(logp, rng, first_chunk=1)):
+            y = order.get(0)
+            if y is None:
+                out.append(TokenDraw(None, -math.inf, 0))
+            elif bound.trivial:
+                out.append(TokenDraw(y, 0.0, 0))
+            else:
+                ok = bound.check(states[r], y)
+                out.append(TokenDraw(y if ok else None, 0.0 if ok else -math.inf, 1))
+        return out
+
+
+class MaskSampler:
+    """Exact masking: every token with p > 0 is classified; weight log Z."""
+
+    def sample(
+        self, logp: torch.Tensor, bound: BoundConstraint, states: Sequence[Any],
+        rng: np.random.Generator,
+    ) -> list[TokenDraw]:
+        keys = gumbel_keys(logp, rng)
+        lp = logp.detach().to("cpu", torch.float64)
+        out = []
+        for r in range(lp.shape[0]):
+            state = states[r]
+            row = lp[r]
+            possible = torch.isfinite(row)
+            masks = 0
+            if bound.has_fast:
+                m = bound.fast_mask(state)
+                possible &= torch.from_numpy(np.asarray(m, dtype=bool))
+                masks = 1
+            checks = 0
+            if bound.has_slow:
+                ok = torch.zeros_like(possible)
+                for y in torch.nonzero(possible).flatten().tolist():
+                    checks += 1
+                    ok[y] = bound.check(state, y)
+                possible = ok
+            Z = float(torch.exp(row[possible]).sum())
+            if Z <= 0.0:
+                out.append(TokenDraw(None, -math.inf, checks, masks))
+                continue
+            k = keys[r].masked_fill(~possible.to(keys.device), float("-inf"))
+            out.append(TokenDraw(int(torch.argmax(k)), math.log(Z), checks, masks))
+        return out

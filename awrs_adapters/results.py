@@ -1,0 +1,133 @@
+"""What a run returns: particles, the posterior over strings, log_ml and statistics.
+
+Overview: :class:`SMCResult` holds the final weighted particles; ``posterior`` merges
+duplicates of each complete string and normalises (sums to 1); ``text`` is the most
+probable complete string and raises :class:`~awrs_adapters.errors.NoValidSampleError`
+(with a hint) when nothing survived.
+
+Example::
+
+    import math
+    from awrs_adapters import generate
+    from awrs_adapters.lm import FunctionLM
+    lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [0.0, 0.0, 0.0] if len(p) < 2 else [-30, -30, 0])
+    r = generate(lm, None, lambda s: s.endswith("a"), num_particles=16, seed=0)
+    print(r.text, r.posterior, r.log_ml, r.stats.tokens)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import NoValidSampleError
+
+__all__ = ["Particle", "SMCResult", "Stats"]
+
+
+@dataclass(frozen=True)
+class Particle:
+    """One final particle: decoded ``text``, ``token_ids`` (EOS excluded), log weight."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    log_weight: float
+    finished: bool
+    truncated: bool = False  #: forced to end at max_tokens
+
+
+@dataclass
+class Stats:
+    """Counters of a run. ``tokens`` counts draws: one per live particle per step."""
+
+    lm_calls: int = 0
+    tokens: int = 0
+    constraint_checks: int = 0
+    masks: int = 0
+    resamples: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+    @property
+    def checks_per_token(self) -> float:
+        """Mean constraint checks per drawn token."""
+        return self.constraint_checks / max(self.tokens, 1)
+
+    @property
+    def seconds_per_token(self) -> float:
+        """Wall time per drawn token (seconds)."""
+        return self.seconds / max(self.tokens, 1)
+
+
+@dataclass
+class SMCResult:
+    """The weighted particle population at the end of a run.
+
+    Attributes:
+        particles: final particles (finished, or dead with weight ``-inf``).
+        posterior: complete string -> probability (duplicates merged, sums to 1; empty
+            when ``ok`` is False).
+        log_ml: log of the unbiased estimate of the normaliser of the target
+            (``log mean exp`` of the final weights); None for ``lcd`` (no weights).
+        ess_history: ESS after each step's reweighting (before resampling).
+        resampled: per step, whether the population was resampled.
+        ancestors: per resampling, the ancestor index of each particle.
+        ok: False when no particle produced an accepted complete string.
+        hint: what to try when ``ok`` is False.
+    """
+
+    particles: list[Particle]
+    log_ml: float | None
+    ess_history: list[float]
+    resampled: list[bool]
+    stats: Stats
+    method: str
+    ancestors: list[np.ndarray] = field(default_factory=list)
+    hint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.posterior)
+
+    @property
+    def posterior(self) -> dict[str, float]:
+        lw: dict[str, list[float]] = {}
+        for p in self.particles:
+            if p.finished and p.log_weight > -math.inf:
+                lw.setdefault(p.text, []).append(p.log_weight)
+        if not lw:
+            return {}
+        m = max(max(v) for v in lw.values())
+        mass = {s: float(np.sum(np.exp(np.asarray(v) - m))) for s, v in lw.items()}
+        z = sum(mass.values())
+        return dict(sorted(((s, w / z) for s, w in mass.items()), key=lambda kv: -kv[1]))
+
+    @property
+    def text(self) -> str:
+        """The most probable complete string; raises ``NoValidSampleError`` if none."""
+        post = self.posterior
+        if not post:
+            raise NoValidSampleError(self.hint or "no particle produced a valid string")
+        return next(iter(post))
+
+    @property
+    def ess(self) -> float:
+        """The last ESS recorded (0 when no step ran)."""
+        return self.ess_history[-1] if self.ess_history else 0.0
+
+    def sample(self, rng: np.random.Generator) -> str:
+        """Draw one complete string from the posterior."""
+        post = self.posterior
+        if not post:
+            raise NoValidSampleError(self.hint or "no particle produced a valid string")
+        keys = list(post)
+        return keys[int(rng.choice(len(keys), p=np.fromiter(post.values(), float)))]
+
+    def __repr__(self) -> str:
+        top = list(self.posterior.items())[:3]
+        return (
+            f"SMCResult(method={self.method!r}, ok={self.ok}, top={top}, log_ml={self.log_ml}, "
+            f"particles={len(self.particles)}, tokens={self.stats.tokens})"
+        )

@@ -1,0 +1,334 @@
+"""Sequential Monte Carlo over token sequences, with AWRS (or a reference) as proposal.
+
+Overview: :class:`SMC` is an iterator; ``next(smc)`` runs one step, ``run()`` finishes
+and returns an :class:`~awrs_adapters.results.SMCResult`. Each step: one batched LM call
+for all live particles; every live particle takes one proposal draw (its log weight
+grows by the draw's log estimate); critics add ``log φ(prefix_t) − log φ(prefix_{t−1})``
+(the complete score at EOS); a particle that draws EOS is finished, one whose draw failed
+is dead (``-inf``); then the population (finished particles included) is resampled when
+``ESS < τ·N``, every weight becoming the log-mean-exp of the old ones. At ``max_tokens``
+every live particle is forced to EOS with ``w += log p(EOS)`` and the completeness check.
+
+The model (LM + constraint + critics) is kept apart from the engine: users pass or
+compose constraints, never subclass ``SMC``.
+
+Example::
+
+    import numpy as np
+    from awrs_adapters.smc import SMC
+    from awrs_adapters.lm import FunctionLM
+    lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [0.0, 0.0, 0.0] if len(p) < 3 else [-9, -9, 0])
+    smc = SMC(lm, None, lambda s: s.endswith("a"), num_particles=8, rng=np.random.default_rng(0))
+    for _ in smc:
+        print(smc.t, smc.ess)
+    print(smc.result().posterior)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import resampling as rs
+from .awrs import AWRS, TokenDraw
+from .constraints.convert import as_constraint
+from .constraints.product import split
+from .errors import ConfigError, LMError
+from .lm.base import LanguageModel
+from .proposals import DirectSampler, MaskSampler
+from .results import Particle, SMCResult, Stats
+from .vocab import decode_prefix
+
+__all__ = ["METHODS", "SMC", "validate_args"]
+
+METHODS = ("awrs-smc", "lcd", "sample-verify", "mask-smc")
+LIVE, DONE, DEAD = 0, 1, 2
+
+
+def validate_args(
+    num_particles: Any, max_tokens: Any, method: Any, ess_threshold: Any, resampling: Any,
+    temperature: Any,
+) -> None:
+    """Raise ``ConfigError`` for any argument that cannot work, before any work."""
+    if isinstance(num_particles, bool) or not isinstance(num_particles, int | np.integer) or num_particles < 1:
+        raise ConfigError(f"num_particles={num_particles!r}; pass an int >= 1 (e.g. num_particles=8)")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int | np.integer) or max_tokens < 1:
+        raise ConfigError(f"max_tokens={max_tokens!r}; pass an int >= 1 (e.g. max_tokens=128)")
+    if method not in METHODS:
+        raise ConfigError(f"method={method!r} is unknown; use one of {list(METHODS)}")
+    try:
+        tau = float(ess_threshold)
+    except (TypeError, ValueError):
+        tau = math.nan
+    if not 0.0 <= tau <= 1.0:
+        raise ConfigError(f"ess_threshold={ess_threshold!r}; pass a number in [0, 1] (default 0.5)")
+    rs.check_scheme(resampling)
+    try:
+        temp = float(temperature)
+    except (TypeError, ValueError):
+        temp = math.nan
+    if not (temp > 0.0 and math.isfinite(temp)):
+        raise ConfigError(
+            f"temperature={temperature!r}; pass a finite number > 0 (1.0 samples the model as is)"
+        )
+
+
+class SMC:
+    """SMC over the particles of one prompt.
+
+    Args:
+        lm: the language model (prior).
+        prompt: passed to ``lm.start``.
+        constraint: anything :func:`~awrs_adapters.constraints.as_constraint` accepts;
+            Boolean parts go into the proposal, critic parts weight the particles.
+        num_particles: N.
+        max_tokens: tokens per particle before EOS is forced.
+        method: ``"awrs-smc"``, ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
+        ess_threshold: τ; resample when ESS < τ·N (ignored by lcd and sample-verify,
+            which keep N independent particles).
+        resampling: scheme name (see :mod:`awrs_adapters.resampling`).
+        temperature: applied to the LM's log-probabilities.
+        rng: the only source of randomness.
+        estimator: AWRS estimator for ``awrs-smc`` (``"recursive"`` or ``"geometric"``).
+        switch: AWRS fast-mask switch policy.
+    """
+
+    def __init__(
+        self,
+        lm: LanguageModel,
+        prompt: Any,
+        constraint: Any = None,
+        *,
+        num_particles: int = 8,
+        max_tokens: int = 128,
+        method: str = "awrs-smc",
+        ess_threshold: float = 0.5,
+        resampling: str = "stratified",
+        temperature: float = 1.0,
+        rng: np.random.Generator,
+        estimator: str = "recursive",
+        switch: str | int = "adaptive",
+    ) -> None:
+        validate_args(num_particles, max_tokens, method, ess_threshold, resampling, temperature)
+        if not isinstance(rng, np.random.Generator):
+            raise ConfigError(f"rng={rng!r}; pass a numpy.random.Generator (np.random.default_rng(seed))")
+        self.t0 = time.perf_counter()
+        self.lm = lm
+        self.vocab = lm.vocab
+        self.eos = lm.vocab.eos_token_id
+        proposal_c, self.critics = split(as_constraint(constraint))
+        self.bound = proposal_c.bind(lm.vocab)
+        self.N = int(num_particles)
+        self.max_tokens = int(max_tokens)
+        self.method = method
+        self.tau = 0.0 if method in ("lcd", "sample-verify") else float(ess_threshold)
+        self.resampling = resampling
+        self.temperature = float(temperature)
+        self.rng = rng
+        if method == "awrs-smc":
+            self.proposal: Any = AWRS(estimator, switch=switch)  # type: ignore[arg-type]
+        elif method == "lcd":
+            self.proposal = AWRS("improper", switch=switch)
+        elif method == "sample-verify":
+            self.proposal = DirectSampler()
+        else:
+            self.proposal = MaskSampler()
+
+        N = self.N
+        self.token_ids: list[tuple[int, ...]] = [()] * N
+        self.data: list[bytes] = [b""] * N
+        s0 = self.bound.initial_state()
+        self.cstate: list[Any] = [s0] * N
+        self.logw = np.zeros(N)
+        self.phi = np.zeros(N)  # critics' last prefix log-weight
+        self.status = np.full(N, LIVE, dtype=np.int8)
+        self.truncated = np.zeros(N, dtype=bool)
+        self.t = 0
+        self.ess_history: list[float] = []
+        self.resampled: list[bool] = []
+        self.ancestors: list[np.ndarray] = []
+        self.stats = Stats()
+        if self.critics:
+            phi0 = self._critic_prefix("")
+            self.phi[:] = phi0
+        self.batch = lm.start(prompt, N)  # row j <-> j-th live particle, in index order
+
+    # -- state --------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return not bool(np.any(self.status == LIVE))
+
+    @property
+    def ess(self) -> float:
+        return rs.ess(self.logw)
+
+    def _critic_prefix(self, text: str) -> float:
+        return float(sum(c.log_prefix(text) for c in self.critics))  # type: ignore[attr-defined]
+
+    def _critic_complete(self, text: str) -> float:
+        return float(sum(c.log_complete(text) for c in self.critics))  # type: ignore[attr-defined]
+
+    # -- one step -----------------------------------------------------------------
+    def __iter__(self) -> Iterator[SMC]:
+        return self
+
+    def __next__(self) -> SMC:
+        if self.done:
+            raise StopIteration
+        self.step()
+        return self
+
+    def _logprobs(self) -> torch.Tensor:
+        logp = self.batch.logprobs()
+        self.stats.lm_calls += 1
+        if torch.isnan(logp).any() or torch.isposinf(logp).any():
+            bad = "NaN" if torch.isnan(logp).any() else "+inf"
+            raise LMError(
+                f"the language model returned {bad} log-probabilities at step {self.t}; check "
+                "the model's dtype (fp16 overflow on CPU is common: use float32) and its inputs"
+            )
+        if self.temperature != 1.0:
+            logp = torch.log_softmax(logp / self.temperature, dim=-1)
+        return logp
+
+    def step(self) -> None:
+        """Advance every live particle by one token, reweight, maybe resample."""
+        live = np.flatnonzero(self.status == LIVE)
+        logp = self._logprobs()
+        self.stats.tokens += len(live)
+        states = [self.cstate[i] for i in live]
+        if self.t >= self.max_tokens:
+            draws = self._force_eos(logp, states)
+        else:
+            draws = self.proposal.sample(logp, self.bound, states, self.rng)
+        cont_rows: list[int] = []
+        cont_tokens: list[int] = []
+        for j, (i, d) in enumerate(zip(live, draws, strict=True)):
+            self.stats.constraint_checks += d.checks
+            self.stats.masks += d.masks
+            self._apply(i, d)
+            if self.status[i] == LIVE:
+                cont_rows.append(j)
+                cont_tokens.append(d.token)  # type: ignore[arg-type]
+        if len(cont_rows) < len(live):
+            self.batch.select(cont_rows)
+        if cont_rows:
+            self.batch.extend(cont_tokens)
+        self.t += 1
+        self.stats.steps += 1
+        self._maybe_resample()
+
+    def _force_eos(self, logp: torch.Tensor, states: list[Any]) -> list[TokenDraw]:
+        out = []
+        for j, s in enumerate(states):
+            lp = float(logp[j, self.eos])
+            ok = lp > -math.inf and (self.bound.trivial or self.bound.check(s, self.eos))
+            out.append(TokenDraw(self.eos if ok else None, lp if ok else -math.inf, 1))
+        live = np.flatnonzero(self.status == LIVE)
+        self.truncated[live] = True
+        return out
+
+    def _apply(self, i: int, d: TokenDraw) -> None:
+        if d.token is None or d.log_weight == -math.inf:
+            self.status[i] = DEAD
+            self.logw[i] = -math.inf
+            return
+        self.logw[i] += d.log_weight
+        if d.token == self.eos:
+            self.status[i] = DONE
+            self.cstate[i] = self.bound.advance(self.cstate[i], d.token)
+            if self.critics:
+                text = self.data[i].decode("utf-8", errors="replace")
+                self.logw[i] += self._critic_complete(text) - self.phi[i]
+        else:
+            self.token_ids[i] = self.token_ids[i] + (d.token,)
+            self.data[i] = self.data[i] + self.vocab.tokens[d.token]
+            self.cstate[i] = self.bound.advance(self.cstate[i], d.token)
+            if self.critics:
+                phi = self._critic_prefix(decode_prefix(self.data[i]))
+                self.logw[i] += phi - self.phi[i]
+                self.phi[i] = phi
+        if self.logw[i] == -math.inf:
+            self.status[i] = DEAD
+
+    def _maybe_resample(self) -> None:
+        e = self.ess
+        self.ess_history.append(e)
+        if self.tau <= 0.0 or self.done or e >= self.tau * self.N or e == 0.0:
+            self.resampled.append(False)
+            return
+        W = rs.normalise(self.logw)
+        a = rs.resample(self.resampling, W, self.rng)
+        live_before = np.flatnonzero(self.status == LIVE)
+        row_of = np.full(self.N, -1)
+        row_of[live_before] = np.arange(len(live_before))
+        new_rows = [int(row_of[k]) for k in a if self.status[k] == LIVE]
+        self.batch.select(new_rows)
+        lme = rs.log_mean_exp(self.logw)
+        self.token_ids = [self.token_ids[k] for k in a]
+        self.data = [self.data[k] for k in a]
+        self.cstate = [self.cstate[k] for k in a]
+        self.phi = self.phi[a]
+        self.status = self.status[a]
+        self.truncated = self.truncated[a]
+        self.logw = np.full(self.N, lme)
+        self.ancestors.append(np.asarray(a))
+        self.resampled.append(True)
+        self.stats.resamples += 1
+
+    # -- results ------------------------------------------------------------------
+    def run(self) -> SMCResult:
+        """Run to the end and return the result."""
+        for _ in self:
+            pass
+        return self.result()
+
+    def result(self) -> SMCResult:
+        """The result for the current population (call when ``done``)."""
+        self.stats.seconds = time.perf_counter() - self.t0
+        particles = [
+            Particle(
+                text=self.vocab.decode(self.token_ids[i]),
+                token_ids=self.token_ids[i],
+                log_weight=float(self.logw[i]),
+                finished=bool(self.status[i] == DONE),
+                truncated=bool(self.truncated[i]),
+            )
+            for i in range(self.N)
+        ]
+        log_ml = None if self.method == "lcd" else rs.log_mean_exp(self.logw)
+        res = SMCResult(
+            particles=particles,
+            log_ml=log_ml,
+            ess_history=self.ess_history,
+            resampled=self.resampled,
+            stats=self.stats,
+            method=self.method,
+            ancestors=self.ancestors,
+        )
+        if not res.ok:
+            res.hint = self._hint()
+        return res
+
+    def _hint(self) -> str:
+        n_trunc = int(self.truncated.sum())
+        msg = (
+            f"all {self.N} particles died: no complete string of at most "
+            f"{self.max_tokens} tokens was accepted by the constraint ({self.method}). "
+        )
+        if n_trunc:
+            msg += (
+                f"{n_trunc} particle(s) reached max_tokens={self.max_tokens} before the "
+                "constraint could end: raise max_tokens. "
+            )
+        msg += (
+            "Try more particles (num_particles), a larger max_tokens, a prompt that asks for "
+            "the format, or check that the constraint can be satisfied at all (e.g. its "
+            "accepts() on an example)."
+        )
+        return msg

@@ -1,0 +1,223 @@
+"""Contract checkers and exact answers, for our tests and for users' own constraints.
+
+Overview:
+
+* :func:`exact_posterior` enumerates every string of a small :class:`FunctionLM` and
+  returns the exact target ``P(x) ∝ Q(x)·C(x)`` (the product of every check the
+  sampler applies, prefix checks included: equal to ``Q·C`` for sound prefix checks;
+  critics multiply in ``exp(complete score)``) and its normaliser Z.
+* :func:`exact_lcd` is the distribution that locally constrained decoding samples.
+* :func:`check_proper_weighting` runs a token sampler many times and compares the mean
+  of ``exp(log w)·1[y = a]`` with ``p(a)·ok(a)`` for every token a.
+* :func:`check_potential` checks that a constraint's prefix check is sound on examples:
+  every prefix of an accepted string must be accepted.
+* :func:`total_variation` between two distributions given as dicts.
+
+Example::
+
+    import math
+    from awrs_adapters.lm import FunctionLM
+    from awrs_adapters.testing import exact_posterior
+    lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [math.log(.4), math.log(.4), math.log(.2)])
+    post, Z = exact_posterior(lm, lambda s: s.endswith("a"), max_tokens=3)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .constraints.base import BoundConstraint
+from .constraints.convert import as_constraint
+from .constraints.product import split
+from .lm.function import FunctionLM
+from .vocab import decode_prefix
+
+__all__ = [
+    "ProperWeightingReport",
+    "check_potential",
+    "check_proper_weighting",
+    "exact_lcd",
+    "exact_posterior",
+    "total_variation",
+]
+
+
+def _critic_logw(critics: list[Any], text: str) -> float:
+    return float(sum(c.log_complete(text) for c in critics))
+
+
+def _enumerate(
+    lm: FunctionLM, constraint: Any, max_tokens: int, temperature: float, local: bool
+) -> tuple[dict[str, float], float]:
+    proposal, critics = split(as_constraint(constraint))
+    bound = proposal.bind(lm.vocab)
+    eos = lm.vocab.eos_token_id
+    out: dict[str, float] = {}
+    total = 0.0
+
+    def visit(prefix: tuple[int, ...], state: Any, logq: float) -> None:
+        nonlocal total
+        lp = lm.logprobs_of(prefix)
+        if temperature != 1.0:
+            lp = torch.log_softmax(lp / temperature, dim=-1)
+        lp = lp.numpy()
+        text_bytes = lm.vocab.token_bytes(prefix)
+        cands = [eos] if len(prefix) >= max_tokens else [y for y in range(len(lp)) if lp[y] > -math.inf]
+        oks = {y: bound.check(state, y) for y in cands}
+        if local and len(prefix) < max_tokens:
+            z = sum(math.exp(lp[y]) for y in cands if oks[y])
+            if z <= 0:
+                return
+            norm = math.log(z)
+        else:
+            norm = 0.0
+        for y in cands:
+            if not oks[y]:
+                continue
+            lq = logq + float(lp[y]) - norm
+            if y == eos:
+                text = text_bytes.decode("utf-8", errors="replace")
+                w = math.exp(lq + (_critic_logw(critics, text) if critics else 0.0))
+                out[text] = out.get(text, 0.0) + w
+                total += w
+            else:
+                visit(prefix + (y,), bound.advance(state, y), lq)
+
+    visit((), bound.initial_state(), 0.0)
+    if total > 0:
+        out = {k: v / total for k, v in out.items() if v > 0}
+    return out, total
+
+
+def exact_posterior(
+    lm: FunctionLM, constraint: Any, max_tokens: int, *, temperature: float = 1.0
+) -> tuple[dict[str, float], float]:
+    """The exact target over complete strings and its normaliser Z (by enumeration).
+
+    Strings are limited to ``max_tokens`` tokens, the end forced at ``max_tokens``
+    exactly as the engine does. Exponential in ``max_tokens``: small problems only.
+    """
+    return _enumerate(lm, constraint, max_tokens, temperature, local=False)
+
+
+def exact_lcd(
+    lm: FunctionLM, constraint: Any, max_tokens: int, *, temperature: float = 1.0
+) -> dict[str, float]:
+    """The distribution of locally constrained decoding (renormalise over valid tokens)."""
+    return _enumerate(lm, constraint, max_tokens, temperature, local=True)[0]
+
+
+def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
+    """``½ Σ |p(x) − q(x)|`` over the union of supports."""
+    keys = set(p) | set(q)
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys)
+
+
+@dataclass
+class ProperWeightingReport:
+    """``estimate[a]`` = mean of ``w·1[y = a]``; ``expected[a]`` = ``p(a)·ok(a)``."""
+
+    estimate: np.ndarray
+    expected: np.ndarray
+    stderr: np.ndarray
+    mean_checks: float
+
+    def max_z(self) -> float:
+        """Largest |estimate − expected| in standard errors (inf if one differs with 0 se)."""
+        diff = np.abs(self.estimate - self.expected)
+        se = np.where(self.stderr > 0, self.stderr, np.inf)
+        z = np.where(diff > 1e-12, diff / se, 0.0)
+        return float(np.max(z))
+
+    def assert_ok(self, z: float = 4.5, atol: float = 1e-9) -> None:
+        """Raise AssertionError when some token's estimate is off by more than z s.e."""
+        diff = np.abs(self.estimate - self.expected)
+        bad = np.flatnonzero(diff > z * self.stderr + atol)
+        if bad.size:
+            a = int(bad[0])
+            raise AssertionError(
+                f"not properly weighted at token {a}: mean w·1[y=a] = {self.estimate[a]:.5f}, "
+                f"p(a)·ok(a) = {self.expected[a]:.5f}, s.e. {self.stderr[a]:.5f}"
+            )
+
+
+def check_proper_weighting(
+    sampler: Any,
+    logp: Sequence[float] | torch.Tensor,
+    bound: BoundConstraint,
+    state: Any,
+    *,
+    n: int = 4000,
+    rng: np.random.Generator,
+) -> ProperWeightingReport:
+    """Monte-Carlo check of ``E[w·1[y=a]] = p(a)·ok(a)`` for a token sampler.
+
+    ``sampler`` has ``sample(logp [n, V], bound, states, rng) -> list[TokenDraw]``
+    (e.g. :class:`~awrs_adapters.awrs.AWRS`). All ``n`` draws are made in one batch.
+    """
+    lp = torch.as_tensor(logp, dtype=torch.float64).reshape(1, -1)
+    V = lp.shape[1]
+    p = torch.exp(lp[0]).numpy()
+    ok = np.array([bound.check(state, a) if p[a] > 0 else False for a in range(V)])
+    expected = p * ok
+    draws = sampler.sample(lp.expand(n, V), bound, [state] * n, rng)
+    contrib = np.zeros((n, V))
+    for i, d in enumerate(draws):
+        if d.token is not None and d.log_weight > -math.inf:
+            contrib[i, d.token] = math.exp(d.log_weight)
+    est = contrib.mean(axis=0)
+    se = contrib.std(axis=0, ddof=1) / math.sqrt(n)
+    # AWRS weights are <= 1, so Var(w·1[y=a]) <= E[w·1[y=a]]: a floor for rare tokens
+    # whose sample standard error is 0 because they were never drawn
+    se = np.maximum(se, np.sqrt(np.maximum(expected, est) / n))
+    return ProperWeightingReport(est, expected, se, float(np.mean([d.checks for d in draws])))
+
+
+def check_potential(
+    constraint: Any, valid_texts: Iterable[str], *, prefixes: str = "chars"
+) -> list[str]:
+    """Prefix soundness on examples: return the prefixes wrongly rejected (empty = sound).
+
+    For each text the constraint accepts as complete, every prefix (each character
+    boundary, or each UTF-8 byte boundary with ``prefixes="bytes"``) must pass the
+    prefix check. Boolean constraints are checked through a one-token-per-byte
+    vocabulary; critics must give every prefix a finite log-weight.
+    """
+    from .vocab import Vocabulary
+
+    c = as_constraint(constraint)
+    proposal, critics = split(c)
+    vocab = Vocabulary([bytes([i]) for i in range(256)] + [b""], 256)
+    bound = proposal.bind(vocab)
+    bad: list[str] = []
+    for text in valid_texts:
+        if not c.accepts(text):
+            bad.append(f"complete check rejects the example {text!r}")
+            continue
+        data = text.encode("utf-8")
+        state = bound.initial_state()
+        for k, byte in enumerate(data):
+            if not bound.check(state, byte):
+                bad.append(decode_prefix(data[: k + 1]) if prefixes == "chars" else repr(data[: k + 1]))
+                break
+            state = bound.advance(state, byte)
+        else:
+            if not bound.check(state, 256):
+                bad.append(f"EOS rejected after {text!r}")
+        for cr in critics:
+            for k in range(len(text) + 1):
+                if cr.log_prefix(text[:k]) == -math.inf:
+                    bad.append(f"critic {cr!r} gives -inf to prefix {text[:k]!r}")
+                    break
+    return bad
+
+
+def sample_lengths(fn: Callable[[], int], n: int) -> np.ndarray:
+    """Helper: ``n`` results of ``fn`` as an array (used by statistical tests)."""
+    return np.array([fn() for _ in range(n)])
