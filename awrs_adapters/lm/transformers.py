@@ -1,0 +1,373 @@
+"""The Hugging Face backend: any ``transformers`` causal LM as a batched particle model.
+
+Overview: :class:`TransformersLM` wraps a causal LM and its tokenizer. ``start`` prefills
+the prompt once (``logits_to_keep=1``) and repeats the KV cache for N particles; each
+``extend`` runs ONE batched forward of one token per live row; ``logprobs`` is served
+from that forward's logits; ``select`` (resampling, compaction) reorders the KV cache by
+index (duplicates fork a row) and never recomputes: the index is composed lazily and
+applied once, right before the next forward. The model's end tokens (``eos_token_id``
+may be a list; the end-of-turn token of chat models) are merged into the core's one EOS
+column by log-sum-exp. Works with transformers 5.23 (``past_key_values``) and 5.24+
+(``cache``), detected from the forward signature.
+
+Example::
+
+    from awrs_adapters import generate
+    from awrs_adapters.lm import TransformersLM
+    lm = TransformersLM.from_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct")
+    # or, without a hub: from awrs_adapters.models import load; lm = load()
+    r = generate(lm, [{"role": "user", "content": "A date in ISO format?"}],
+                 lambda s: len(s) == 10, num_particles=4, max_tokens=12, seed=0)
+    print(r.posterior)
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from ..vocab import Vocabulary
+from .base import LanguageModel, ParticleBatch
+from .tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
+
+__all__ = ["TransformersBatch", "TransformersLM"]
+
+_SHARED_LOAD_KWARGS = (
+    "cache_dir",
+    "revision",
+    "local_files_only",
+    "trust_remote_code",
+    "token",
+    "gguf_file",
+    "subfolder",
+)
+
+
+def _resolve_dtype(dtype: Any) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
+        return getattr(torch, dtype)
+    raise ConfigError(
+        f"dtype={dtype!r} is not a torch dtype; pass e.g. torch.float32 or 'bfloat16'"
+    )
+
+
+class TransformersLM(LanguageModel):
+    """A ``transformers`` causal LM and its tokenizer, as a :class:`LanguageModel`.
+
+    Args:
+        model: a causal LM (``AutoModelForCausalLM``); put in eval mode.
+        tokenizer: its tokenizer (the byte table and the chat template come from it).
+        dtype: move the model to this dtype (default: keep it). float32 is the safe
+            choice on CPU; half precision works where the hardware supports it.
+        device: move the model to this device (default: keep it).
+        eos_token_ids: the end tokens merged into EOS (default: every end token the
+            tokenizer and the model's configs name, see
+            :func:`~awrs_adapters.lm.tokenizer_bytes.end_token_ids`).
+
+    Attributes:
+        model, tokenizer, vocab: the wrapped model and tokenizer, and the byte vocabulary.
+        end_token_ids: the end ids merged into ``vocab.eos_token_id``.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        dtype: Any = None,
+        device: str | torch.device | None = None,
+        eos_token_ids: Sequence[int] | int | None = None,
+    ) -> None:
+        if not callable(model):
+            raise ConfigError(
+                f"model={type(model).__name__} is not callable; pass a transformers causal "
+                "LM (AutoModelForCausalLM.from_pretrained(...))"
+            )
+        if tokenizer is None or not callable(tokenizer):
+            raise ConfigError(
+                f"tokenizer={tokenizer!r}; pass the model's tokenizer "
+                "(AutoTokenizer.from_pretrained(...))"
+            )
+        dt = _resolve_dtype(dtype)
+        if dt is not None or device is not None:
+            model = model.to(device=device, dtype=dt)
+        self.model = model.eval() if hasattr(model, "eval") else model
+        self.tokenizer = tokenizer
+        self.device = self._model_device()
+        width = self._logits_width()
+        ends = (
+            end_token_ids(tokenizer, self.model)
+            if eos_token_ids is None
+            else ([int(eos_token_ids)] if isinstance(eos_token_ids, int) else [int(i) for i in eos_token_ids])
+        )
+        ends = [i for i in ends if 0 <= i < max(width, len(tokenizer))]
+        self.vocab: Vocabulary = vocabulary_from_tokenizer(tokenizer, ends, vocab_size=width)
+        self.end_token_ids: list[int] = ends
+        if self.vocab.size != width:
+            raise ConfigError(
+                f"the tokenizer has {self.vocab.size} tokens but the model's logits have "
+                f"{width} columns; pass the tokenizer that belongs to this model"
+            )
+        params = inspect.signature(self.model.forward).parameters
+        if "cache" in params:
+            self._cache_arg = "cache"
+        elif "past_key_values" in params:
+            self._cache_arg = "past_key_values"
+        else:  # a forward hidden behind **kwargs: go by the library version
+            self._cache_arg = "cache" if _transformers_at_least(5, 24) else "past_key_values"
+        self._keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
+        eos = self.vocab.eos_token_id
+        n_tok = len(tokenizer)
+        self._eos = eos
+        self._merge = len(ends) > 1
+        self._end_idx = torch.tensor(ends, dtype=torch.long, device=self.device)
+        self._other_end_idx = torch.tensor(
+            [i for i in ends if i != eos], dtype=torch.long, device=self.device
+        )
+        # model rows with no token (embedding padding): never produced
+        self._dead_idx = (
+            torch.arange(n_tok, width, dtype=torch.long, device=self.device)
+            if width > n_tok
+            else None
+        )
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        dtype: Any = None,
+        device: str | torch.device | None = None,
+        tokenizer_kwargs: Mapping[str, Any] | None = None,
+        eos_token_ids: Sequence[int] | int | None = None,
+        **model_kwargs: Any,
+    ) -> TransformersLM:
+        """Load a model and its tokenizer with ``transformers`` (hub id or local folder).
+
+        ``model_kwargs`` go to ``AutoModelForCausalLM.from_pretrained``; the loading
+        options both need (``gguf_file``, ``revision``, ``cache_dir``, ...) also go to
+        ``AutoTokenizer.from_pretrained``, with ``tokenizer_kwargs``.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ..models import ModelNotFoundError
+
+        tok_kwargs = {k: model_kwargs[k] for k in _SHARED_LOAD_KWARGS if k in model_kwargs}
+        tok_kwargs.update(tokenizer_kwargs or {})
+        dt = _resolve_dtype(dtype)
+        if dt is not None:
+            model_kwargs["dtype"] = dt
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, **tok_kwargs)
+            model = AutoModelForCausalLM.from_pretrained(name_or_path, **model_kwargs)
+        except OSError as e:
+            raise ModelNotFoundError(
+                f"name_or_path={name_or_path!r} could not be loaded ({e}); pass a local folder "
+                "holding a transformers model, a hub id (with hub access), or an embedded "
+                "model name from awrs_adapters.models.available()"
+            ) from e
+        return cls(model, tokenizer, device=device, eos_token_ids=eos_token_ids)
+
+    def _model_device(self) -> torch.device:
+        dev = getattr(self.model, "device", None)
+        if isinstance(dev, torch.device):
+            return dev
+        try:
+            return next(self.model.parameters()).device
+        except (StopIteration, AttributeError, TypeError):
+            return torch.device("cpu")
+
+    def _logits_width(self) -> int:
+        get = getattr(self.model, "get_output_embeddings", None)
+        emb = get() if callable(get) else None
+        w = getattr(emb, "weight", None)
+        if w is not None:
+            return int(w.shape[0])
+        cfg = self.model.config
+        cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        return int(cfg.vocab_size)
+
+    # -- prompts ------------------------------------------------------------------
+    def encode_prompt(self, prompt: Any) -> list[int]:
+        """Token ids of ``prompt``.
+
+        A ``str`` is tokenized as is (with the tokenizer's own special tokens, e.g. BOS);
+        a list of ``{"role", "content"}`` messages goes through the chat template with
+        ``add_generation_prompt=True``; a list of ints is used as token ids; ``None`` is
+        the empty prompt. An empty prompt becomes ``[bos]`` (or ``[eos]`` without BOS).
+        """
+        tok = self.tokenizer
+        if prompt is None:
+            prompt = ""
+        if isinstance(prompt, str):
+            ids = [int(i) for i in tok(prompt)["input_ids"]] if prompt else []
+            if not ids:
+                ids = [int(tok.bos_token_id if tok.bos_token_id is not None else self._eos)]
+            return ids
+        if isinstance(prompt, torch.Tensor):
+            return [int(i) for i in prompt.reshape(-1).tolist()]
+        if isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt):
+            if getattr(tok, "chat_template", None) is None:
+                raise ConfigError(
+                    "prompt is a list of chat messages but the tokenizer has no chat template "
+                    "(a base model); pass a plain string prompt, or set "
+                    "tokenizer.chat_template"
+                )
+            text = tok.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=False)
+            return [int(i) for i in tok(text, add_special_tokens=False)["input_ids"]]
+        if isinstance(prompt, Sequence) and prompt and all(
+            isinstance(i, int) and not isinstance(i, bool) for i in prompt
+        ):
+            return [int(i) for i in prompt]
+        raise ConfigError(
+            f"prompt={prompt!r:.80}; pass a string, a list of chat messages "
+            '[{"role": "user", "content": "..."}], or a list of token ids'
+        )
+
+    def prompt_length(self, prompt: Any) -> int:
+        return len(self.encode_prompt(prompt))
+
+    # -- running ------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, cache: Any = None, *, keep_last: bool = True) -> tuple[torch.Tensor, Any]:
+        """One forward: ``(last-position logits [B, V], cache)``."""
+        kwargs: dict[str, Any] = {self._cache_arg: cache, "use_cache": True}
+        if keep_last and self._keep_arg is not None:
+            kwargs[self._keep_arg] = 1
+        out = self.model(input_ids=input_ids, **kwargs)
+        new_cache = getattr(out, "cache", None)
+        if new_cache is None:
+            new_cache = getattr(out, "past_key_values", None)
+        return out.logits[:, -1, :], new_cache
+
+    def start(
+        self, prompt: Any, num_particles: int, *, temperature: float = 1.0
+    ) -> TransformersBatch:
+        """Prefill ``prompt`` once and return ``num_particles`` rows sharing its cache.
+
+        ``temperature`` divides the raw logits (before the end tokens are merged); the
+        engine's own ``temperature`` argument divides the merged log-probabilities,
+        which is the same when the model has one end token.
+        """
+        if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 0:
+            raise ConfigError(f"num_particles={num_particles!r}; pass an int >= 1")
+        t = float(temperature)
+        if not (t > 0.0 and math.isfinite(t)):
+            raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
+        ids = self.encode_prompt(prompt)
+        x = torch.tensor([ids], dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            logits, cache = self.forward(x, None)
+            if num_particles != 1:
+                cache.batch_repeat_interleave(num_particles)
+        return TransformersBatch(self, cache, logits.expand(num_particles, -1), num_particles, t)
+
+    def postprocess(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Normalised log-probabilities (float32) with the end tokens merged into EOS."""
+        x = logits if logits.dtype == torch.float32 else logits.float()
+        if temperature != 1.0:
+            x = x / temperature
+        if self._dead_idx is not None:
+            x = x.index_fill(-1, self._dead_idx, -math.inf)
+        lp = torch.log_softmax(x, dim=-1)
+        if self._merge:
+            eos_col = torch.logsumexp(lp.index_select(-1, self._end_idx), dim=-1)
+            lp.index_fill_(-1, self._other_end_idx, -math.inf)
+            lp[:, self._eos] = eos_col
+        return lp
+
+    def __repr__(self) -> str:
+        name = getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__
+        return f"TransformersLM({name!r}, vocab={self.vocab.size}, eos={self.end_token_ids})"
+
+
+class TransformersBatch(ParticleBatch):
+    """Rows of one prompt: a KV cache, the last logits, and a pending row index.
+
+    ``select`` indexes the logits at once and composes the cache index lazily; the
+    cache is gathered once, right before the next forward.
+    """
+
+    def __init__(
+        self, lm: TransformersLM, cache: Any, logits: torch.Tensor, n: int, temperature: float
+    ) -> None:
+        self.lm = lm
+        self.cache = cache
+        self.logits = logits
+        self.n = n
+        self.temperature = temperature
+        self._lp: torch.Tensor | None = None
+        self._pending: torch.Tensor | None = None  # cache row index not yet applied
+
+    @property
+    def num_rows(self) -> int:
+        return self.n
+
+    def logprobs(self) -> torch.Tensor:
+        if self._lp is None:
+            with torch.inference_mode():
+                self._lp = self.lm.postprocess(self.logits, self.temperature)
+        return self._lp
+
+    def extend(self, token_ids: Sequence[int]) -> None:
+        if len(token_ids) != self.n:
+            raise ValueError(f"extend got {len(token_ids)} tokens for {self.n} rows")
+        if self.n == 0:
+            return
+        x = torch.tensor(token_ids, dtype=torch.long).reshape(self.n, 1)
+        if x.device != self.lm.device:
+            x = x.to(self.lm.device)
+        with torch.inference_mode():
+            if self._pending is not None:
+                self._apply_pending()
+            self.logits, self.cache = self.lm.forward(x, self.cache, keep_last=False)
+        self._lp = None
+
+    def _apply_pending(self) -> None:
+        idx = self._pending
+        self._pending = None
+        if idx is None:
+            return
+        idx = idx.to(self.lm.device)
+        reorder = getattr(self.cache, "reorder_cache", None)
+        if callable(reorder):
+            reorder(idx)
+        else:
+            self.cache.batch_select_indices(idx)
+
+    def select(self, rows: Sequence[int]) -> None:
+        n = len(rows)
+        if n == self.n and all(int(r) == i for i, r in enumerate(rows)):
+            return
+        idx = torch.as_tensor([int(r) for r in rows], dtype=torch.long)
+        if n and (int(idx.min()) < 0 or int(idx.max()) >= self.n):
+            raise IndexError(f"select rows {list(rows)} out of range for {self.n} rows")
+        self.n = n
+        if n == 0:  # every particle finished or died: free the cache
+            self.cache = None
+            self._pending = None
+            self.logits = self.logits[:0]
+            self._lp = None if self._lp is None else self._lp[:0]
+            return
+        dev_idx = idx.to(self.logits.device)
+        self.logits = self.logits.index_select(0, dev_idx)
+        if self._lp is not None:
+            self._lp = self._lp.index_select(0, dev_idx.to(self._lp.device))
+        self._pending = idx if self._pending is None else self._pending.index_select(0, idx)
+
+
+def _transformers_at_least(major: int, minor: int) -> bool:
+    try:
+        import transformers
+
+        parts = transformers.__version__.split(".")
+        return (int(parts[0]), int(parts[1])) >= (major, minor)
+    except (ImportError, ValueError, IndexError):
+        return True

@@ -1,0 +1,16 @@
+"""Integrations: LangChain chat model and LLM, transformers generation strategy.
+
+Overview: each integration imports its framework lazily, so ``import awrs_adapters``
+stays light. Import the one you use:
+``from awrs_adapters.integrations.langchain import ChatAWRS`` or
+``from awrs_adapters.integrations.transformers import smc_generate``.
+
+Example::
+
+    import awrs_adapters.integrations as integrations
+    print(integrations.__name__)
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
