@@ -63,7 +63,8 @@ def generate(
         method: ``"awrs-smc"`` (default), ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
         ess_threshold: resample when ESS < ess_threshold·N.
         resampling: ``"stratified"`` (default), ``"systematic"``, ``"multinomial"``, ``"residual"``.
-        temperature: > 0; divides the logits.
+        temperature: >= 0; divides the logits. 0 decodes greedily: the most probable
+            valid token at each step (deterministic, biased like masking, ``log_ml`` None).
         seed: int, ``numpy.random.Generator`` or None; the same seed reproduces a run.
         estimator: AWRS weight estimator: ``"recursive"`` (default) or ``"geometric"``.
 

@@ -104,6 +104,8 @@ class AWRS:
         max_accepts: accepts the geometric estimator waits for (k >= 2).
         switch: fast-mask switch policy: ``"adaptive"`` (default), ``"never"``,
             ``"always"``, or an int number of rejections.
+        greedy: visit tokens in decreasing probability (no noise): greedy constrained
+            decoding; only with ``estimator="improper"``.
     """
 
     def __init__(
@@ -112,7 +114,10 @@ class AWRS:
         *,
         max_accepts: int = 2,
         switch: str | int = "adaptive",
+        greedy: bool = False,
     ) -> None:
+        if greedy and estimator != "improper":
+            raise ConfigError("greedy=True draws no weights; use it with estimator='improper'")
         if estimator not in ("recursive", "geometric", "improper"):
             raise ConfigError(
                 f"estimator={estimator!r} is unknown; use 'recursive', 'geometric' or 'improper'"
@@ -126,6 +131,7 @@ class AWRS:
         self.estimator = estimator
         self.max_accepts = max_accepts
         self.policy = _SwitchPolicy(switch)
+        self.greedy = greedy
 
     def sample(
         self,
@@ -135,7 +141,7 @@ class AWRS:
         rng: np.random.Generator,
     ) -> list[TokenDraw]:
         """One draw per row of ``logp`` (``[n, V]`` normalised log-probabilities)."""
-        orders = gumbel_orders(logp, rng)
+        orders = gumbel_orders(logp, rng, greedy=self.greedy)
         lp = logp.detach().to("cpu", torch.float64)
         out = []
         for r, order in enumerate(orders):
@@ -209,7 +215,7 @@ class AWRS:
                 return TokenDraw(y, float(lp[y]), checks, masks)  # M·F = p(y)
             M -= math.exp(float(lp[y]))
             rejected.append(y)
-            if M <= LOG_EPS:
+            if M <= LOG_EPS and not self.greedy:
                 return TokenDraw(None, _DEAD, checks, masks)
             i += 1
 

@@ -74,12 +74,19 @@ class LazyOrder:
 
 
 def gumbel_orders(
-    logp: torch.Tensor, rng: np.random.Generator, first_chunk: int = FIRST_CHUNK
+    logp: torch.Tensor,
+    rng: np.random.Generator,
+    first_chunk: int = FIRST_CHUNK,
+    *,
+    greedy: bool = False,
 ) -> list[LazyOrder]:
-    """One :class:`LazyOrder` per row of ``logp`` (``[n, V]``), first chunk in one top-k."""
+    """One :class:`LazyOrder` per row of ``logp`` (``[n, V]``), first chunk in one top-k.
+
+    ``greedy=True`` drops the noise: tokens are visited in decreasing probability.
+    """
     if logp.shape[0] == 0:
         return []
-    keys = gumbel_keys(logp, rng)
+    keys = logp if greedy else gumbel_keys(logp, rng)
     k = min(first_chunk, keys.shape[1])
     vals, ids = torch.topk(keys, k, dim=1)
     return [LazyOrder(keys[r], ids[r], vals[r]) for r in range(keys.shape[0])]

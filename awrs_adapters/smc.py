@@ -72,9 +72,10 @@ def validate_args(
         temp = float(temperature)
     except (TypeError, ValueError):
         temp = math.nan
-    if not (temp > 0.0 and math.isfinite(temp)):
+    if not (temp >= 0.0 and math.isfinite(temp)):
         raise ConfigError(
-            f"temperature={temperature!r}; pass a finite number > 0 (1.0 samples the model as is)"
+            f"temperature={temperature!r}; pass a finite number >= 0 (1.0 samples the model as "
+            "is, 0 decodes greedily)"
         )
 
 
@@ -92,7 +93,8 @@ class SMC:
         ess_threshold: τ; resample when ESS < τ·N (ignored by lcd and sample-verify,
             which keep N independent particles).
         resampling: scheme name (see :mod:`awrs_adapters.resampling`).
-        temperature: applied to the LM's log-probabilities.
+        temperature: applied to the LM's log-probabilities; 0 decodes greedily (each
+            particle takes the most probable valid token; no weights, ``log_ml`` None).
         rng: the only source of randomness.
         estimator: AWRS estimator for ``awrs-smc`` (``"recursive"`` or ``"geometric"``).
         switch: AWRS fast-mask switch policy.
@@ -130,8 +132,12 @@ class SMC:
         self.resampling = resampling
         self.temperature = float(temperature)
         self.rng = rng
-        if method == "awrs-smc":
-            self.proposal: Any = AWRS(estimator, switch=switch)  # type: ignore[arg-type]
+        self.greedy = self.temperature == 0.0
+        if self.greedy:  # the most probable valid token at each step; no weights
+            self.proposal: Any = AWRS("improper", switch=switch, greedy=True)
+            self.tau = 0.0
+        elif method == "awrs-smc":
+            self.proposal = AWRS(estimator, switch=switch)  # type: ignore[arg-type]
         elif method == "lcd":
             self.proposal = AWRS("improper", switch=switch)
         elif method == "sample-verify":
@@ -192,7 +198,7 @@ class SMC:
                 f"the language model returned {bad} log-probabilities at step {self.t}; check "
                 "the model's dtype (fp16 overflow on CPU is common: use float32) and its inputs"
             )
-        if self.temperature != 1.0:
+        if self.temperature not in (0.0, 1.0):
             logp = torch.log_softmax(logp / self.temperature, dim=-1)
         return logp
 
@@ -301,7 +307,7 @@ class SMC:
             )
             for i in range(self.N)
         ]
-        log_ml = None if self.method == "lcd" else rs.log_mean_exp(self.logw)
+        log_ml = None if self.method == "lcd" or self.greedy else rs.log_mean_exp(self.logw)
         res = SMCResult(
             particles=particles,
             log_ml=log_ml,

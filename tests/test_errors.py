@@ -33,7 +33,6 @@ def lm():
         ({"num_particles": 0}, "num_particles=0"),
         ({"num_particles": 2.5}, "num_particles=2.5"),
         ({"max_tokens": 0}, "max_tokens=0"),
-        ({"temperature": 0}, "temperature=0"),
         ({"temperature": -1.0}, "temperature=-1.0"),
         ({"temperature": float("nan")}, "temperature=nan"),
         ({"method": "beam"}, "method='beam'"),

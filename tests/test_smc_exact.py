@@ -163,3 +163,27 @@ def test_resampling_happens_and_keeps_the_target():
     results = [generate(lm, None, c, num_particles=N, max_tokens=4, seed=rng) for _ in range(RUNS)]
     assert sum(r.stats.resamples for r in results) > RUNS // 10  # measured 399 of 2000
     assert total_variation(combine(results)[0], exact) < 0.05
+
+
+def test_temperature_zero_is_greedy_constrained_decoding():
+    lm, c, T = ends_with_a()
+    r = generate(lm, None, c, num_particles=4, max_tokens=T, temperature=0, seed=0)
+    # step 1: a (tie with b broken by order), then EOS (0.9) is valid after "a"
+    assert set(r.posterior) == {r.text} and r.log_ml is None
+    lm2 = hashed_lm([b"a", b"b", b"c", b""], 3, seed=7)
+    c2 = Predicate(complete=lambda s: s.endswith("b"), prefix=no_cc)
+    r1 = generate(lm2, None, c2, max_tokens=4, temperature=0, seed=1)
+    r2 = generate(lm2, None, c2, max_tokens=4, temperature=0, seed=2)
+    assert r1.particles == r2.particles  # no randomness at all
+    # the greedy path: the most probable valid token at every step
+    ids: tuple[int, ...] = ()
+    state = c2.bind(lm2.vocab).initial_state()
+    b = c2.bind(lm2.vocab)
+    while True:
+        lp = lm2.logprobs_of(ids).numpy()
+        cands = [3] if len(ids) >= 4 else list(np.argsort(-lp))
+        y = next(y for y in cands if lp[y] > -np.inf and b.check(state, int(y)))
+        if y == 3:
+            break
+        ids, state = ids + (int(y),), b.advance(state, int(y))
+    assert r1.particles[0].token_ids == ids

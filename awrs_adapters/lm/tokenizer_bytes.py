@@ -45,6 +45,7 @@ __all__ = [
     "END_TOKEN_NAMES",
     "end_token_ids",
     "gpt2_byte_decoder",
+    "roundtrip_mismatches",
     "token_bytes_table",
     "tokenizer_family",
     "vocabulary_from_tokenizer",
@@ -114,6 +115,16 @@ def _component_types(node: Any) -> list[str]:
     return out
 
 
+def _state(component: Any) -> Any:
+    """The JSON description of a ``tokenizers`` decoder / pre-tokenizer (None if absent)."""
+    if component is None:
+        return None
+    try:
+        return json.loads(component.__getstate__())
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def tokenizer_family(tokenizer: Any) -> Family:
     """``"byte_level"``, ``"sentencepiece"`` or ``"other"``, from the tokenizer's decoder.
 
@@ -121,15 +132,15 @@ def tokenizer_family(tokenizer: Any) -> Family:
     """
     backend = _backend(tokenizer)
     if backend is not None:
-        spec = json.loads(backend.to_str())
-        dec = _component_types(spec.get("decoder"))
+        dec = _component_types(_state(backend.decoder))
         if "ByteLevel" in dec:
             return "byte_level"
         if {"ByteFallback", "Metaspace", "ReplaceMetaspace"} & set(dec):
             return "sentencepiece"
-        if "ByteLevel" in _component_types(spec.get("pre_tokenizer")):
+        pre = _component_types(_state(backend.pre_tokenizer))
+        if "ByteLevel" in pre:
             return "byte_level"
-        if "Metaspace" in _component_types(spec.get("pre_tokenizer")):
+        if "Metaspace" in pre:
             return "sentencepiece"
         return "other"
     toks = [t for t in _token_strings(tokenizer, _size(tokenizer)) if t]
@@ -257,18 +268,71 @@ def token_bytes_table(
             if s is None or i in special:
                 continue
             table[i] = _decode_one(tokenizer, i).encode("utf-8")
+    _fix_added_tokens(tokenizer, table, special)
     special |= {i for i, s in enumerate(strings) if s is None}
     special |= set(range(n_tok, n))
     return table, special
 
 
-def _decode_one(tokenizer: Any, i: int) -> str:
+def _added_tokens(tokenizer: Any) -> dict[int, Any]:
+    added = getattr(tokenizer, "added_tokens_decoder", None)
+    if added is None:
+        backend = _backend(tokenizer)
+        added = backend.get_added_tokens_decoder() if backend is not None else {}
+    return {int(i): t for i, t in added.items()}
+
+
+def _anchor(tokenizer: Any, table: Sequence[bytes], special: set[int]) -> int | None:
+    """An ordinary id whose bytes are one ASCII letter (decodes the same anywhere).
+
+    Byte-fallback tokens (``<0x61>``) are skipped: their decoder groups them with
+    neighbouring byte tokens.
+    """
+    backend = _backend(tokenizer)
+    for letter in "aeiostnx":
+        i = backend.token_to_id(letter) if backend is not None else None
+        if i is None and backend is None:
+            i = tokenizer.convert_tokens_to_ids(letter)
+        if i is not None and 0 <= i < len(table) and table[i] == letter.encode() and i not in special:
+            return int(i)
+    return None
+
+
+def _fix_added_tokens(tokenizer: Any, table: list[bytes], special: set[int]) -> None:
+    """Non-special added tokens: their text as the installed ``tokenizers`` decodes it.
+
+    Recent ``tokenizers`` versions output an added token's content as is (not through
+    the byte-level map or the ``▁`` replacement); the text is read off a decode after an
+    anchor token, so the table follows whatever the installed version does.
+    """
+    added = {i: t for i, t in _added_tokens(tokenizer).items() if i not in special}
+    if not added:
+        return
+    anchor = _anchor(tokenizer, table, special)
+    for i, t in added.items():
+        content = str(getattr(t, "content", t))
+        text = None
+        if anchor is not None:
+            head = table[anchor].decode("ascii")
+            d = _decode(tokenizer, [anchor, i])
+            if d.startswith(head):
+                text = d[len(head):]
+        table[i] = (content if text is None else text).encode("utf-8")
+
+
+def _decode(tokenizer: Any, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
     backend = _backend(tokenizer)
     if backend is not None and backend is tokenizer:
-        return str(backend.decode([i], skip_special_tokens=False))
+        return str(backend.decode(list(ids), skip_special_tokens=skip_special_tokens))
     return str(
-        tokenizer.decode([i], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        tokenizer.decode(
+            list(ids), skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=False
+        )
     )
+
+
+def _decode_one(tokenizer: Any, i: int) -> str:
+    return _decode(tokenizer, [i])
 
 
 def vocabulary_from_tokenizer(
@@ -308,3 +372,76 @@ def vocabulary_from_tokenizer(
     for i in ends:
         table[i] = b""
     return Vocabulary(table, ends[0], special_ids=special | set(ends))
+
+
+def roundtrip_mismatches(
+    tokenizer: Any,
+    vocab: Vocabulary | None = None,
+    *,
+    ids: Iterable[int] | None = None,
+    n_random: int = 200,
+    seq_len: int = 8,
+    seed: int = 0,
+    limit: int = 20,
+) -> list[str]:
+    """Check the byte table against the tokenizer's own decoder; return the mismatches.
+
+    For every id in ``ids`` (default: all), ``decode([anchor, id])`` must equal the
+    anchor's bytes + the id's bytes decoded as UTF-8 (``errors="replace"``); a special
+    id must decode to nothing with ``skip_special_tokens=True``. Then ``n_random``
+    random sequences of ordinary tokens whose bytes are valid UTF-8 must decode to
+    exactly their concatenated bytes. An empty list means the table is right.
+    """
+    import random
+
+    v = vocab if vocab is not None else vocabulary_from_tokenizer(tokenizer)
+    n_tok = _size(tokenizer)
+    special = set(v.special_ids) | {v.eos_token_id}
+    anchor = _anchor(tokenizer, v.tokens, special)
+    if anchor is None:
+        return ["no single-ASCII-letter token to anchor decodes"]
+    head = v.tokens[anchor]
+    bad: list[str] = []
+    todo = range(n_tok) if ids is None else [int(i) for i in ids]
+    seqs = [[anchor, i] for i in todo]
+    if hasattr(tokenizer, "batch_decode"):
+        plain = tokenizer.batch_decode(
+            [s for s in seqs if s[1] not in special],
+            skip_special_tokens=False,
+            clean_up_tokenization_spaces=False,
+        )
+        skipped = tokenizer.batch_decode(
+            [s for s in seqs if s[1] in special],
+            skip_special_tokens=True,
+            clean_up_tokenization_spaces=False,
+        )
+    else:
+        plain = [_decode(tokenizer, s) for s in seqs if s[1] not in special]
+        skipped = [_decode(tokenizer, s, True) for s in seqs if s[1] in special]
+    it_plain, it_skip = iter(plain), iter(skipped)
+    for s in seqs:
+        i = s[1]
+        if i in special:
+            got = next(it_skip)
+            want = head.decode("utf-8")
+        else:
+            got = next(it_plain)
+            want = (head + v.tokens[i]).decode("utf-8", errors="replace")
+        if got != want and len(bad) < limit:
+            bad.append(f"id {i}: decode {got!r} != table {want!r}")
+    rng = random.Random(seed)
+    ordinary = [i for i in range(n_tok) if i not in special]
+    tried = attempts = 0
+    while tried < n_random and ordinary and len(bad) < limit and attempts < 50 * n_random:
+        attempts += 1
+        seq = [rng.choice(ordinary) for _ in range(seq_len)]
+        data = v.token_bytes(seq)
+        try:
+            want = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        tried += 1
+        got = _decode(tokenizer, [anchor, *seq])
+        if got != head.decode("ascii") + want:
+            bad.append(f"sequence {seq}: decode {got!r} != table {head.decode() + want!r}")
+    return bad
