@@ -20,6 +20,7 @@ __all__ = [
     "AWRSError",
     "ConfigError",
     "ConstraintError",
+    "GenerationTimeoutError",
     "LMError",
     "NoValidSampleError",
     "VocabularyError",
@@ -48,3 +49,7 @@ class LMError(AWRSError, RuntimeError):
 
 class NoValidSampleError(AWRSError, RuntimeError):
     """No particle produced a complete string that the constraint accepts."""
+
+
+class GenerationTimeoutError(AWRSError, TimeoutError):
+    """A run went past its ``timeout`` (seconds); nothing partial is returned."""

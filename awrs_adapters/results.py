@@ -18,7 +18,8 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -124,6 +125,10 @@ class SMCResult:
             raise NoValidSampleError(self.hint or "no particle produced a valid string")
         keys = list(post)
         return keys[int(rng.choice(len(keys), p=np.fromiter(post.values(), float)))]
+
+    def map_text(self, fn: Callable[[str], str]) -> SMCResult:
+        """A copy whose particle texts are ``fn(text)`` (e.g. cut at a stop sequence)."""
+        return replace(self, particles=[replace(p, text=fn(p.text)) for p in self.particles])
 
     def __repr__(self) -> str:
         top = list(self.posterior.items())[:3]

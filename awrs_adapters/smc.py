@@ -287,6 +287,32 @@ class SMC:
         self.resampled.append(True)
         self.stats.resamples += 1
 
+    def finish(self, indices: list[int] | np.ndarray) -> None:
+        """End live particles ``indices`` where they are (e.g. a stop sequence appeared).
+
+        Their weight stays; no completeness check is applied. Used by integrations
+        that honour ``stop`` sequences; the LM rows of those particles are freed.
+        """
+        live = np.flatnonzero(self.status == LIVE)
+        ending = set(int(i) for i in indices) & set(live.tolist())
+        if not ending:
+            return
+        keep = [j for j, i in enumerate(live) if int(i) not in ending]
+        self.batch.select(keep)
+        for i in ending:
+            self.status[i] = DONE
+
+    def committed_prefix(self) -> bytes:
+        """Bytes shared by every particle that still has weight: they can no longer change."""
+        alive = [self.data[i] for i in range(self.N) if self.logw[i] > -math.inf]
+        if not alive:
+            return b""
+        lo, hi = min(alive), max(alive)
+        n = 0
+        while n < len(lo) and lo[n] == hi[n]:
+            n += 1
+        return lo[:n]
+
     # -- results ------------------------------------------------------------------
     def run(self) -> SMCResult:
         """Run to the end and return the result."""

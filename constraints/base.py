@@ -58,14 +58,14 @@ class Constraint(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no whole-string check")
 
     def __and__(self, other: Any) -> Constraint:
-        from .product import And
         from .convert import as_constraint
+        from .product import And
 
         return And(self, as_constraint(other))
 
     def __rand__(self, other: Any) -> Constraint:
-        from .product import And
         from .convert import as_constraint
+        from .product import And
 
         return And(as_constraint(other), self)
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from awrs_adapters.constraints import Potential, Predicate, as_constraint
 from conftest import hashed_lm
 
 from awrs_adapters import (
@@ -17,7 +18,6 @@ from awrs_adapters import (
     VocabularyError,
     generate,
 )
-from awrs_adapters.constraints import Potential, Predicate, as_constraint
 from awrs_adapters.lm import FunctionLM
 from awrs_adapters.vocab import Vocabulary
 

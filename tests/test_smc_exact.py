@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 import pytest
+from awrs_adapters.constraints import Potential, Predicate
 from conftest import hashed_lm
 
 from awrs_adapters import generate
-from awrs_adapters.constraints import Potential, Predicate
 from awrs_adapters.examples import ends_with_a
 from awrs_adapters.testing import exact_lcd, exact_posterior, total_variation
 

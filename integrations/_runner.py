@@ -1,0 +1,127 @@
+"""Shared machinery of the framework integrations: run SMC with streaming and stop sequences.
+
+Overview: :func:`run_streaming` drives :class:`~awrs_adapters.smc.SMC` step by step,
+calling ``on_text`` with each piece of text that every weighted particle already shares
+(it can no longer change), ends particles at ``stop`` sequences, enforces a ``timeout``,
+and retries with a fresh seed when no particle survives (``max_retries``).
+
+Example::
+
+    from awrs_adapters.examples import ends_with_a
+    from awrs_adapters.integrations._runner import RunParams, run_streaming
+    lm, c, T = ends_with_a()
+    res = run_streaming(lm, None, c, RunParams(num_particles=8, max_tokens=T, seed=0),
+                        on_text=print)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..api import make_rng
+from ..errors import GenerationTimeoutError
+from ..lm.base import LanguageModel
+from ..results import SMCResult
+from ..smc import SMC
+from ..vocab import decode_prefix
+
+__all__ = ["RunParams", "cut_at_stop", "run_streaming"]
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """Everything ``generate`` takes besides the model, prompt and constraint."""
+
+    num_particles: int = 8
+    max_tokens: int = 256
+    method: str = "awrs-smc"
+    ess_threshold: float = 0.5
+    resampling: str = "stratified"
+    temperature: float = 1.0
+    seed: int | None = None
+    timeout: float | None = None
+    max_retries: int = 0
+
+
+def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
+    """``text`` up to (not including) the first occurrence of any stop sequence."""
+    if not stop:
+        return text
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut]
+
+
+def run_streaming(
+    lm: LanguageModel,
+    prompt: Any,
+    constraint: Any,
+    params: RunParams,
+    *,
+    stop: Sequence[str] | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> SMCResult:
+    """Run SMC; stream committed text through ``on_text``; return the (stop-cut) result.
+
+    The concatenation of everything passed to ``on_text`` equals ``result.text``.
+    """
+    rng = make_rng(params.seed)
+    t_start = time.perf_counter()
+    stop = [s for s in (stop or []) if s]
+    hold = max((len(s) for s in stop), default=1) - 1  # a stop may be half-generated
+    emitted = ""
+    for _attempt in range(params.max_retries + 1):
+        smc = SMC(
+            lm, prompt, constraint,
+            num_particles=params.num_particles, max_tokens=params.max_tokens,
+            method=params.method, ess_threshold=params.ess_threshold,
+            resampling=params.resampling, temperature=params.temperature, rng=rng,
+        )
+        for _ in smc:
+            if params.timeout is not None and time.perf_counter() - t_start > params.timeout:
+                raise GenerationTimeoutError(
+                    f"generation passed timeout={params.timeout} s after {smc.t} tokens with "
+                    f"{smc.N} particles; raise timeout, or lower num_particles / max_tokens"
+                )
+            if stop:
+                hits = [i for i in range(smc.N) if smc.status[i] == 0
+                        and any(s in decode_prefix(smc.data[i]) for s in stop)]
+                smc.finish(hits)
+            if on_text is not None:
+                committed = cut_at_stop(decode_prefix(smc.committed_prefix()), stop)
+                if stop and hold:
+                    committed = committed[: max(len(committed) - hold, 0)]
+                if len(committed) > len(emitted) and committed.startswith(emitted):
+                    on_text(committed[len(emitted):])
+                    emitted = committed
+        res = smc.result()
+        if stop:
+            res = res.map_text(lambda t: cut_at_stop(t, stop))
+        if res.ok or emitted:  # text already streamed cannot be taken back: no retry
+            break
+    if on_text is not None and res.ok:
+        final = res.text
+        if final.startswith(emitted) and len(final) > len(emitted):
+            on_text(final[len(emitted):])
+    return res
+
+
+def particle_table(res: SMCResult) -> list[dict[str, Any]]:
+    """Particles as ``{"text", "weight", "log_weight", "finished"}``, weights normalised."""
+    lw = np.array([p.log_weight for p in res.particles])
+    finite = np.isfinite(lw)
+    w = np.zeros_like(lw)
+    if finite.any():
+        m = lw[finite].max()
+        w[finite] = np.exp(lw[finite] - m)
+        w /= w.sum()
+    return [
+        {"text": p.text, "weight": float(wi), "log_weight": float(p.log_weight) if math.isfinite(p.log_weight) else None,
+         "finished": p.finished}
+        for p, wi in zip(res.particles, w)
+    ]

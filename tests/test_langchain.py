@@ -1,0 +1,180 @@
+"""LangChain integration: standard unit suite, real runnables, streaming, async, errors.
+
+The exact FunctionLM models run in milliseconds, so these tests use real LangChain
+runnables end to end; tests on the real default model are in test_langchain_model.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import pytest
+from conftest import hashed_lm
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
+from langchain_core.runnables import RunnableLambda
+from langchain_tests.unit_tests import ChatModelUnitTests
+
+from awrs_adapters import GenerationTimeoutError, NoValidSampleError
+from awrs_adapters.constraints import Predicate
+from awrs_adapters.examples import ends_with_a
+from awrs_adapters.integrations.langchain import AWRSLLM, ChatAWRS, messages_to_chat
+
+
+class TestChatAWRSStandard(ChatModelUnitTests):
+    @property
+    def chat_model_class(self) -> type[BaseChatModel]:
+        return ChatAWRS
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"model": "smollm2-135m-instruct", "num_particles": 2}
+
+    @property
+    def standard_chat_model_params(self) -> dict:
+        params = super().standard_chat_model_params
+        params.pop("api_key", None)  # a local model has no key
+        return params
+
+
+def words_lm():
+    return hashed_lm([b"a", b"b", b"c", b" ", b"."], 4, seed=5, eos_bias=-1.5)
+
+
+def no_double_space():
+    return Predicate(complete=lambda s: len(s) >= 3 and not s.startswith(" "),
+                     prefix=lambda s: "  " not in s and not s.startswith(" "))
+
+
+def chat(**kw) -> ChatAWRS:
+    base = dict(lm=words_lm(), constraint=no_double_space(), num_particles=8, max_tokens=10,
+                seed=0)
+    base.update(kw)
+    return ChatAWRS(**base)
+
+
+def test_invoke_returns_the_posterior_mode_with_metadata():
+    msg = chat().invoke("write something")
+    assert isinstance(msg, AIMessage)
+    meta = msg.response_metadata
+    assert msg.content == max(meta["posterior"], key=meta["posterior"].get)
+    assert abs(sum(meta["posterior"].values()) - 1) < 1e-9
+    assert len(meta["particles"]) == 8
+    assert abs(sum(p["weight"] for p in meta["particles"]) - 1) < 1e-9
+    assert math.isfinite(meta["log_ml"]) and meta["ess_history"]
+    assert meta["timing"]["seconds"] > 0 and meta["timing"]["tokens"] > 0
+    assert msg.usage_metadata["output_tokens"] == meta["timing"]["tokens"]
+    assert not msg.content.startswith(" ") and "  " not in msg.content
+
+
+def test_bind_constraint_and_per_call_parameters():
+    lm, c, T = ends_with_a()
+    model = ChatAWRS(lm=lm, num_particles=64, max_tokens=T, seed=1)
+    out = model.bind(constraint=c).invoke("x")
+    assert out.content.endswith("a")
+    # the posterior favours "a" (0.857), not LCD's "ba"
+    assert out.content == "a"
+    lcd = model.bind(constraint=c, method="lcd", num_particles=256).invoke("x")
+    assert lcd.response_metadata["posterior"]["ba"] > 0.3
+
+
+def test_lcel_chain_with_prompt_template():
+    chain = ChatPromptTemplate.from_messages([("system", "be brief"), ("human", "{q}")]) | chat()
+    assert isinstance(chain.invoke({"q": "hi"}), AIMessage)
+    llm_chain = PromptTemplate.from_template("Say {x}") | AWRSLLM(
+        lm=words_lm(), constraint=no_double_space(), num_particles=4, max_tokens=8, seed=0
+    ) | StrOutputParser()
+    text = llm_chain.invoke({"x": "y"})
+    assert isinstance(text, str) and len(text) >= 3
+
+
+def test_llm_generations_are_particles_most_probable_first():
+    llm = AWRSLLM(lm=words_lm(), constraint=no_double_space(), num_particles=8, max_tokens=8,
+                  seed=3)
+    res = llm.generate(["p1", "p2"])
+    assert len(res.generations) == 2
+    for gens, run in zip(res.generations, res.llm_output["runs"]):
+        probs = [g.generation_info["probability"] for g in gens]
+        assert probs == sorted(probs, reverse=True)
+        assert gens[0].text == max(run["posterior"], key=run["posterior"].get)
+        assert abs(sum(g.generation_info["weight"] for g in gens) - 1) < 1e-9
+    assert len(res.llm_output["log_ml"]) == 2
+
+
+def test_batch_of_three():
+    outs = chat().batch(["a", "b", "c"])
+    assert len(outs) == 3 and all(isinstance(o, AIMessage) and o.content for o in outs)
+
+
+@pytest.mark.parametrize("kind", ["chat", "llm"])
+def test_stream_concatenation_equals_final_text(kind):
+    model = chat(seed=7) if kind == "chat" else AWRSLLM(
+        lm=words_lm(), constraint=no_double_space(), num_particles=8, max_tokens=10, seed=7)
+    pieces = [c.content if kind == "chat" else c for c in model.stream("go")]
+    final = model.invoke("go")
+    final_text = final.content if kind == "chat" else final
+    assert "".join(pieces) == final_text
+    assert len([p for p in pieces if p]) >= 1
+
+
+def test_stop_sequences_are_honoured():
+    model = chat(seed=2, max_tokens=12)
+    full = model.invoke("go").content
+    stop_char = next((ch for ch in full[1:] if ch in "abc."), None)
+    assert stop_char is not None
+    cut = model.invoke("go", stop=[stop_char]).content
+    assert stop_char not in cut
+    streamed = "".join(c.content for c in model.stream("go", stop=[stop_char]))
+    assert streamed == cut
+
+
+def test_unsatisfiable_constraint_raises_and_fallbacks_catch_it():
+    bad = chat(constraint=Predicate(complete=lambda s: False))
+    with pytest.raises(NoValidSampleError, match="num_particles"):
+        bad.invoke("x")
+    safe = bad.with_fallbacks([RunnableLambda(lambda _: AIMessage(content="fallback"))],
+                              exceptions_to_handle=(NoValidSampleError,))
+    assert safe.invoke("x").content == "fallback"
+
+
+def test_timeout_is_enforced():
+    slow = Predicate(complete=lambda s: True, prefix=lambda s: time.sleep(0.01) or True)
+    with pytest.raises(GenerationTimeoutError, match="timeout=0.05"):
+        chat(constraint=slow, timeout=0.05, max_tokens=50).invoke("x")
+
+
+def test_async_forms_do_not_block_the_event_loop():
+    slowish = Predicate(complete=lambda s: len(s) >= 3,
+                        prefix=lambda s: time.sleep(0.002) or "  " not in s)
+    model = chat(constraint=slowish, max_tokens=10)
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        t = asyncio.create_task(ticker())
+        msg = await model.ainvoke("x")
+        batch = await model.abatch(["x", "y"])
+        chunks = [c async for c in model.astream("x")]
+        t.cancel()
+        return msg, batch, chunks, ticks
+
+    msg, batch, chunks, ticks = asyncio.run(main())
+    assert msg.content and len(batch) == 2 and chunks
+    assert ticks >= 5  # the loop kept running while the core sampled
+
+
+def test_messages_to_chat_roles():
+    out = messages_to_chat([SystemMessage("s"), HumanMessage(content=[{"type": "text", "text": "h"}]),
+                            AIMessage("a")])
+    assert out == [{"role": "system", "content": "s"}, {"role": "user", "content": "h"},
+                   {"role": "assistant", "content": "a"}]
