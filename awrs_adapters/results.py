@@ -37,6 +37,7 @@ class Particle:
     log_weight: float
     finished: bool
     truncated: bool = False  #: forced to end at max_tokens
+    stopped: bool = False  #: ended by a stop sequence / stopping criterion (no EOS drawn)
 
 
 @dataclass

@@ -154,6 +154,7 @@ class SMC:
         self.phi = np.zeros(N)  # critics' last prefix log-weight
         self.status = np.full(N, LIVE, dtype=np.int8)
         self.truncated = np.zeros(N, dtype=bool)
+        self.stopped = np.zeros(N, dtype=bool)
         self.t = 0
         self.ess_history: list[float] = []
         self.resampled: list[bool] = []
@@ -282,6 +283,7 @@ class SMC:
         self.phi = self.phi[a]
         self.status = self.status[a]
         self.truncated = self.truncated[a]
+        self.stopped = self.stopped[a]
         self.logw = np.full(self.N, lme)
         self.ancestors.append(np.asarray(a))
         self.resampled.append(True)
@@ -301,6 +303,7 @@ class SMC:
         self.batch.select(keep)
         for i in ending:
             self.status[i] = DONE
+            self.stopped[i] = True
 
     def committed_prefix(self) -> bytes:
         """Bytes shared by every particle that still has weight: they can no longer change."""
@@ -330,6 +333,7 @@ class SMC:
                 log_weight=float(self.logw[i]),
                 finished=bool(self.status[i] == DONE),
                 truncated=bool(self.truncated[i]),
+                stopped=bool(self.stopped[i]),
             )
             for i in range(self.N)
         ]

@@ -1,0 +1,1 @@
+"""The folder form of the ``custom_generate`` strategy (see ``generate.py`` here)."""

@@ -1,0 +1,382 @@
+"""transformers integration: AWRS-SMC as a ``model.generate`` strategy, and a logits processor.
+
+Overview:
+
+* :func:`smc_generate` is a ``custom_generate`` callable: ``model.generate(**inputs,
+  custom_generate=smc_generate, constraint=..., num_particles=8, max_new_tokens=...)``
+  runs AWRS-SMC per prompt with generate's own preparation (generation config, logits
+  processors, stopping criteria, padding). It returns :class:`SMCGenerateOutput`:
+  ``.sequences`` (one row per prompt, drawn from that prompt's posterior, padded like
+  generate pads) and ``.results`` (one :class:`~awrs_adapters.results.SMCResult` each).
+  transformers does not pass ``tokenizer=`` or ``streamer=`` to a callable strategy, so
+  pass them as ``awrs_tokenizer=`` / ``awrs_streamer=`` (or use the folder form below).
+* The folder form, ``model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR,
+  trust_remote_code=True, tokenizer=tok, streamer=s, constraint=...)``, loads
+  ``custom_generate/generate.py`` of this package from disk (offline) and accepts the
+  usual ``tokenizer=`` and ``streamer=`` arguments.
+* :class:`AWRSLogitsProcessor` is a ``LogitsProcessor`` for any ``generate`` call or
+  pipeline. It is **locally constrained decoding**: every output is valid, but the
+  distribution is biased like all masking (it cannot carry weights or resample). It
+  finds one valid token per row by adaptive rejection sampling instead of masking the
+  whole vocabulary. ``smc_generate`` is the unbiased path.
+
+Example::
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from awrs_adapters.constraints import Regex
+    from awrs_adapters.integrations.transformers import smc_generate, AWRSLogitsProcessor
+    out = model.generate(**tok("Date:", return_tensors="pt"), custom_generate=smc_generate,
+                         constraint=Regex(r" \\d{4}-\\d{2}-\\d{2}"), num_particles=8,
+                         max_new_tokens=12, awrs_tokenizer=tok)
+    print(tok.batch_decode(out.sequences), out.results[0].posterior)
+    lcd = AWRSLogitsProcessor(Regex(r" \\d{4}"), tok)
+    model.generate(**tok("Year:", return_tensors="pt"), logits_processor=[lcd], do_sample=True)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+try:
+    from transformers import LogitsProcessor
+    from transformers.utils import ModelOutput
+except ImportError as e:  # pragma: no cover
+    raise ImportError("this integration needs transformers: pip install transformers") from e
+
+from ..api import make_rng
+from ..awrs import AWRS
+from ..constraints.convert import as_constraint
+from ..constraints.product import split
+from ..errors import ConfigError
+from ..lm.base import LanguageModel, ParticleBatch
+from ..lm.tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
+from ..lm.transformers import TransformersLM
+from ..results import Particle, SMCResult
+from ..smc import SMC
+
+__all__ = ["CUSTOM_GENERATE_DIR", "AWRSLogitsProcessor", "SMCGenerateOutput", "smc_generate"]
+
+logger = logging.getLogger(__name__)
+
+#: Pass as ``custom_generate=`` (with ``trust_remote_code=True``) for the folder form.
+CUSTOM_GENERATE_DIR = str(Path(__file__).resolve().parent)
+
+
+@dataclass
+class SMCGenerateOutput(ModelOutput):
+    """``sequences``: ``[batch, prompt + new]`` ids; ``results``: one ``SMCResult`` per prompt."""
+
+    sequences: torch.LongTensor | None = None
+    results: list[SMCResult] | None = None
+
+
+# -- a LanguageModel view that applies generate's processors to the raw logits --------
+class _ProcessedBatch(ParticleBatch):
+    def __init__(self, lm: _ProcessedLM, inner: Any, prompt_ids: list[int], n: int) -> None:
+        self.lm = lm
+        self.inner = inner
+        self.ids = torch.tensor([prompt_ids] * n, dtype=torch.long)
+
+    @property
+    def num_rows(self) -> int:
+        return self.inner.num_rows
+
+    def logprobs(self) -> torch.Tensor:
+        procs = self.lm.processors
+        if not procs:
+            return self.inner.logprobs()
+        if self.inner._lp is None:  # raw logits -> generate's processors -> merge ends
+            scores = self.inner.logits.float().clone()
+            scores = procs(self.ids.to(scores.device), scores)
+            self.inner._lp = self.lm.inner.postprocess(scores)
+        return self.inner._lp
+
+    def extend(self, token_ids: Sequence[int]) -> None:
+        self.inner.extend(token_ids)
+        self.ids = torch.cat([self.ids, torch.tensor(list(token_ids), dtype=torch.long)[:, None]], 1)
+
+    def select(self, rows: Sequence[int]) -> None:
+        self.inner.select(rows)
+        self.ids = self.ids[torch.as_tensor([int(r) for r in rows], dtype=torch.long)]
+
+
+class _ProcessedLM(LanguageModel):
+    def __init__(self, inner: TransformersLM, processors: Any) -> None:
+        self.inner = inner
+        self.vocab = inner.vocab
+        self.processors = processors
+
+    def start(self, prompt: Any, num_particles: int) -> ParticleBatch:
+        ids = self.inner.encode_prompt(prompt)
+        return _ProcessedBatch(self, self.inner.start(ids, num_particles), ids, num_particles)
+
+    def prompt_length(self, prompt: Any) -> int:
+        return self.inner.prompt_length(prompt)
+
+
+_LMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _lm_for(model: Any, tokenizer: Any, ends: tuple[int, ...]) -> TransformersLM:
+    per_model = _LMS.setdefault(model, {})
+    key = (id(tokenizer), ends)
+    if key not in per_model:
+        per_model[key] = TransformersLM(model, tokenizer, eos_token_ids=list(ends) or None)
+    return per_model[key]
+
+
+def _ids_list(x: Any) -> list[int]:
+    if x is None:
+        return []
+    if isinstance(x, torch.Tensor):
+        return [int(i) for i in x.reshape(-1).tolist()]
+    if isinstance(x, int):
+        return [x]
+    return [int(i) for i in x]
+
+
+def _common_tokens(smc: SMC) -> tuple[int, ...]:
+    rows = [smc.token_ids[i] for i in range(smc.N) if smc.logw[i] > -math.inf]
+    if not rows:
+        return ()
+    lo, hi = min(rows), max(rows)
+    n = 0
+    while n < len(lo) and n < len(hi) and lo[n] == hi[n]:
+        n += 1
+    return lo[:n]
+
+
+def _draw(res: SMCResult, rng: np.random.Generator) -> Particle | None:
+    ps = [p for p in res.particles if p.finished and p.log_weight > -math.inf]
+    if not ps:
+        return None
+    lw = np.array([p.log_weight for p in ps])
+    w = np.exp(lw - lw.max())
+    return ps[int(rng.choice(len(ps), p=w / w.sum()))]
+
+
+def smc_generate(
+    model: Any,
+    input_ids: torch.LongTensor,
+    logits_processor: Any = None,
+    stopping_criteria: Any = None,
+    generation_config: Any = None,
+    synced_gpus: bool = False,
+    streamer: Any = None,
+    *,
+    constraint: Any = None,
+    num_particles: int = 8,
+    method: str = "awrs-smc",
+    ess_threshold: float = 0.5,
+    resampling: str = "stratified",
+    seed: int | np.random.Generator | None = None,
+    awrs_tokenizer: Any = None,
+    awrs_streamer: Any = None,
+    **model_kwargs: Any,
+) -> SMCGenerateOutput:
+    """A ``custom_generate`` strategy for ``model.generate``: AWRS-SMC per prompt.
+
+    Honours ``max_new_tokens``/``max_length``, ``do_sample`` (False decodes greedily,
+    the most probable valid token), ``temperature``/``top_k``/``top_p`` and every other
+    processor generate prepared (applied to the raw logits before the constraint: they
+    define the prior), ``eos_token_id`` (all merged into one end), stopping criteria
+    (a particle they stop is finished where it is), left-padded batches (each prompt gets
+    its own population). ``seed`` (int or ``numpy.random.Generator``) makes runs
+    reproducible; by default it is drawn from torch's generator, so ``torch.manual_seed``
+    works as with plain generate. ``awrs_tokenizer`` is required unless the model folder
+    has a tokenizer; ``awrs_streamer`` receives the tokens every weighted particle
+    shares as soon as they are fixed, then the rest (batch of one prompt).
+    """
+    cfg = generation_config if generation_config is not None else model.generation_config
+    tok = awrs_tokenizer
+    if tok is None:
+        try:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(model.config._name_or_path)
+        except Exception as e:
+            raise ConfigError(
+                "smc_generate needs the tokenizer to read the constraint's bytes; pass "
+                "awrs_tokenizer=tokenizer to generate (transformers does not forward "
+                "tokenizer= to a callable strategy), or use custom_generate=CUSTOM_GENERATE_DIR"
+            ) from e
+    streamer = awrs_streamer if awrs_streamer is not None else streamer
+    ends = tuple(_ids_list(getattr(cfg, "eos_token_id", None)))
+    base = _lm_for(model, tok, ends)
+    lm = _ProcessedLM(base, logits_processor if logits_processor else None)
+    attn = model_kwargs.get("attention_mask")
+    B, L = input_ids.shape
+    max_len = getattr(cfg, "max_length", None)
+    max_new = getattr(cfg, "max_new_tokens", None) or ((max_len - L) if max_len else 20)
+    if max_new < 1:
+        raise ConfigError(f"max_new_tokens={max_new}; the prompt already fills max_length={max_len}")
+    greedy = not getattr(cfg, "do_sample", False)
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    rng = make_rng(seed)
+    proposal, critics = split(as_constraint(constraint))
+    c = proposal if not critics else as_constraint(constraint)
+    # max length and EOS are the engine's own business (forced end with its weight and
+    # the completeness check); stopping a particle there would return invalid text
+    criteria = [c for c in (stopping_criteria or [])
+                if type(c).__name__ not in ("MaxLengthCriteria", "EosTokenCriteria")]
+    results, rows = [], []
+    for b in range(B):
+        row = input_ids[b]
+        keep = row if attn is None else row[attn[b].bool()]
+        prompt = [int(i) for i in keep.tolist()]
+        smc = SMC(lm, prompt, c, num_particles=num_particles, max_tokens=int(max_new),
+                  method=method, ess_threshold=ess_threshold, resampling=resampling,
+                  temperature=0.0 if greedy else 1.0, rng=rng)
+        sent = 0
+        for _ in smc:
+            live = [i for i in range(smc.N) if smc.status[i] == 0]
+            if criteria and live:
+                ids = torch.tensor([row.tolist() + list(smc.token_ids[i]) for i in live])
+                stop = torch.zeros(len(live), dtype=torch.bool)
+                for crit in criteria:
+                    stop |= torch.as_tensor(crit(ids, None)).reshape(-1).bool()
+                smc.finish([i for i, s in zip(live, stop.tolist()) if s])
+            if streamer is not None and B == 1:
+                common = _common_tokens(smc)
+                if len(common) > sent:
+                    streamer.put(torch.tensor(common[sent:]))
+                    sent = len(common)
+        res = smc.result()
+        results.append(res)
+        chosen = _draw(res, rng)
+        new = [] if chosen is None else list(chosen.token_ids)
+        if chosen is not None and not (chosen.truncated or chosen.stopped):
+            new.append(ends[0] if ends else base.vocab.eos_token_id)  # it drew EOS
+        if streamer is not None and B == 1:
+            if new[sent:]:
+                streamer.put(torch.tensor(new[sent:]))
+            streamer.end()
+        rows.append([int(i) for i in row.tolist()] + new)
+    pad = getattr(cfg, "pad_token_id", None)
+    if pad is None:
+        pad = ends[0] if ends else base.vocab.eos_token_id
+    width = max(len(r) for r in rows)
+    seqs = torch.full((B, width), int(pad), dtype=torch.long)
+    for b, r in enumerate(rows):
+        seqs[b, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return SMCGenerateOutput(sequences=seqs.to(input_ids.device), results=results)
+
+
+class AWRSLogitsProcessor(LogitsProcessor):
+    """Locally constrained decoding as a ``LogitsProcessor``, by adaptive rejection sampling.
+
+    For each row, one valid next token is found without masking the vocabulary: tokens
+    are checked in the order of a sample without replacement from the row's scores
+    (``do_sample=True``), or in decreasing score (``do_sample=False``: the highest-scoring
+    valid token), and the returned scores force it. EOS is allowed only where the
+    constraint accepts the text as complete. This is locally constrained decoding:
+    valid, but biased like all masking; ``smc_generate`` samples the true posterior.
+
+    Args:
+        constraint: any constraint of the library (or an Outlines type / pydantic class).
+        tokenizer: the model's tokenizer (for the token bytes).
+        do_sample: match the ``do_sample`` of the generate call.
+        temperature: applied to the scores before sampling (generate applies its own
+            temperature, top-k and top-p after user processors, so set it here).
+        seed: int or ``numpy.random.Generator`` (default: drawn from torch's generator).
+        eos_token_id: end tokens (default: the tokenizer's).
+
+    One instance can be reused across ``generate`` calls: a new call is detected from
+    ``input_ids`` (its length does not continue the last one) and resets the state.
+    ``dead_rows`` lists the rows of the last call that reached a dead end (no valid
+    token: the row is ended and its text is not accepted); ``checks`` counts checks.
+    """
+
+    def __init__(
+        self,
+        constraint: Any,
+        tokenizer: Any,
+        *,
+        do_sample: bool = True,
+        temperature: float = 1.0,
+        seed: int | np.random.Generator | None = None,
+        eos_token_id: int | Sequence[int] | None = None,
+    ) -> None:
+        if not (isinstance(temperature, int | float) and temperature > 0 and math.isfinite(temperature)):
+            raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
+        self.constraint = as_constraint(constraint)
+        if split(self.constraint)[1]:
+            raise ConfigError(
+                "a logits processor cannot apply a Potential (it carries no weights); use "
+                "smc_generate for soft potentials"
+            )
+        self.tokenizer = tokenizer
+        self.do_sample = do_sample
+        self.temperature = float(temperature)
+        self.rng = make_rng(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+        self.ends = _ids_list(eos_token_id) or end_token_ids(tokenizer)
+        self.sampler = AWRS("improper", greedy=not do_sample)
+        self._width: int | None = None
+        self._last_len: int | None = None
+        self.checks = 0
+
+    def _setup(self, width: int) -> None:
+        self.vocab = vocabulary_from_tokenizer(self.tokenizer, self.ends, vocab_size=width)
+        self.bound = self.constraint.bind(self.vocab)
+        self.eos = self.vocab.eos_token_id
+        self._end_idx = torch.tensor(self.ends, dtype=torch.long)
+        self._other = torch.tensor([i for i in self.ends if i != self.eos], dtype=torch.long)
+        self._width = width
+
+    def reset(self) -> None:
+        """Forget the current generation (done automatically when a new one starts)."""
+        self._last_len = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        B, L = input_ids.shape
+        if self._width != scores.shape[-1]:
+            self._setup(scores.shape[-1])
+        if self._last_len is None or L != self._last_len + 1 or B != len(self.states):
+            self.states = [self.bound.initial_state()] * B
+            self.done = [False] * B
+            self.dead_rows: set[int] = set()
+        else:
+            for b in range(B):
+                if self.done[b]:
+                    continue
+                y = int(input_ids[b, -1])
+                if y in self.ends:
+                    self.done[b] = True
+                else:
+                    self.states[b] = self.bound.advance(self.states[b], y)
+        self._last_len = L
+        lp = torch.log_softmax(scores.detach().float().cpu() / self.temperature, dim=-1)
+        if len(self.ends) > 1:
+            eos_col = torch.logsumexp(lp.index_select(-1, self._end_idx), dim=-1)
+            lp.index_fill_(-1, self._other, -math.inf)
+            lp[:, self.eos] = eos_col
+        out = torch.full_like(scores, -math.inf)
+        live = [b for b in range(B) if not self.done[b]]
+        draws = self.sampler.sample(lp[live], self.bound, [self.states[b] for b in live], self.rng) if live else []
+        for b, d in zip(live, draws):
+            self.checks += d.checks
+            if d.token is None:
+                # a dead end: no token keeps the text valid. generate has no notion of a
+                # dead particle, so the row is ended and recorded in dead_rows
+                self.dead_rows.add(b)
+                if len(self.dead_rows) == 1:
+                    logger.warning(
+                        "AWRSLogitsProcessor: row %d reached a dead end (no valid next token) "
+                        "and was ended; its text is not accepted. Masking cannot look ahead: "
+                        "use smc_generate, or a constraint whose prefix check rejects dead ends", b
+                    )
+            out[b, d.token if d.token is not None else self.eos] = 0.0
+        for b in range(B):
+            if self.done[b]:
+                out[b, self.eos] = 0.0
+        return out

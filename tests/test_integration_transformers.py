@@ -1,0 +1,199 @@
+"""transformers integration: smc_generate through model.generate, and AWRSLogitsProcessor.
+
+Tiny randomly initialised Llama models with tokenizers trained in the tests
+(builders shared with test_transformers_lm).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from awrs_adapters.constraints import Potential, Predicate
+from awrs_adapters.integrations.transformers import (
+    CUSTOM_GENERATE_DIR,
+    AWRSLogitsProcessor,
+    SMCGenerateOutput,
+    smc_generate,
+)
+from test_transformers_lm import get_tokenizer, tiny_llama
+from transformers import LogitsProcessorList, StoppingCriteriaList, StopStringCriteria
+
+from awrs_adapters import ConfigError, generate
+from awrs_adapters.examples import ends_with_a
+from awrs_adapters.lm import TransformersLM
+from awrs_adapters.testing import exact_lcd, exact_posterior, total_variation
+from awrs_adapters.vocab import decode_prefix
+
+
+def letters(s: str) -> bool:
+    return s.isascii() and (s == "" or s.replace(" ", "").isalpha())
+
+
+LETTERS = Predicate(complete=lambda s: len(s) >= 2 and letters(s), prefix=letters)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tok = get_tokenizer("byte_level")
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = tiny_llama(len(tok), seed=0)
+    return model, tok
+
+
+def test_smc_generate_batch_of_two_prompts_matches_direct_generate(setup):
+    model, tok = setup
+    inputs = tok(["hello there", "a"], return_tensors="pt", padding=True)
+    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                         num_particles=16, max_new_tokens=6, do_sample=True, top_k=0,
+                         awrs_tokenizer=tok, seed=3)
+    assert isinstance(out, SMCGenerateOutput)
+    L = inputs["input_ids"].shape[1]
+    assert out.sequences.shape[0] == 2 and torch.equal(out.sequences[:, :L], inputs["input_ids"])
+    lm = TransformersLM(model, tok)
+    rng = np.random.default_rng(3)
+    for b, res in enumerate(out.results):
+        assert res.ok
+        text = tok.decode(out.sequences[b, L:], skip_special_tokens=True)
+        assert LETTERS.accepts(text) and text in res.posterior
+        ids = inputs["input_ids"][b][inputs["attention_mask"][b].bool()].tolist()
+        direct = generate(lm, ids, LETTERS, num_particles=16, max_tokens=6, seed=rng)
+        assert direct.posterior == res.posterior and direct.log_ml == res.log_ml
+        rng.random()  # smc_generate drew its sequence from the posterior with this rng
+
+
+def test_smc_generate_greedy_and_processors(setup):
+    model, tok = setup
+    inputs = tok(["hello"], return_tensors="pt")
+    nonempty = Predicate(complete=lambda s: len(s) >= 1)
+    a = model.generate(**inputs, custom_generate=smc_generate, constraint=nonempty,
+                       num_particles=4, max_new_tokens=5, do_sample=False, awrs_tokenizer=tok)
+    b = model.generate(**inputs, custom_generate=smc_generate, constraint=nonempty,
+                       num_particles=4, max_new_tokens=5, do_sample=False, awrs_tokenizer=tok)
+    assert torch.equal(a.sequences, b.sequences) and a.results[0].log_ml is None
+    # a user processor that bans a token is honoured (applied before the constraint)
+    banned = int(a.sequences[0, inputs["input_ids"].shape[1]])
+
+    def ban(input_ids, scores):
+        scores[:, banned] = -math.inf
+        return scores
+
+    c = model.generate(**inputs, custom_generate=smc_generate, constraint=nonempty,
+                       num_particles=8, max_new_tokens=5, do_sample=True,
+                       logits_processor=LogitsProcessorList([ban]), awrs_tokenizer=tok, seed=0)
+    assert all(banned not in p.token_ids for p in c.results[0].particles)
+
+
+def test_smc_generate_stop_strings_and_errors(setup):
+    model, tok = setup
+    inputs = tok(["hello"], return_tensors="pt")
+    with pytest.raises(ConfigError, match="awrs_tokenizer"):
+        model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                       max_new_tokens=3)
+    # transformers drops tokenizer= for callables, so stop strings come as a criterion
+    # (the folder form builds it from stop_strings=)
+    stop = StoppingCriteriaList([StopStringCriteria(tok, ["e"])])
+    out = model.generate(**inputs, custom_generate=smc_generate, num_particles=8,
+                         max_new_tokens=8, do_sample=True, awrs_tokenizer=tok, seed=1,
+                         stopping_criteria=stop)
+    folder = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, trust_remote_code=True,
+                            tokenizer=tok, num_particles=8, max_new_tokens=8, do_sample=True,
+                            seed=1, stop_strings=["e"])
+    for res in (out.results[0], folder.results[0]):
+        assert any(p.stopped for p in res.particles)
+        for p in res.particles:
+            assert "e" not in p.text[:-1]
+            assert p.stopped == p.text.endswith("e")
+
+
+def test_folder_form_works_offline(setup):
+    model, tok = setup
+    inputs = tok(["hello"], return_tensors="pt")
+    out = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, trust_remote_code=True,
+                         tokenizer=tok, constraint=LETTERS, num_particles=8, max_new_tokens=5,
+                         do_sample=True, top_k=0, seed=2)
+    assert isinstance(out, SMCGenerateOutput) and out.results[0].ok
+
+
+def test_streamer_gets_shared_tokens_then_the_rest(setup):
+    model, tok = setup
+
+    class Collect:
+        def __init__(self):
+            self.tokens: list[int] = []
+            self.ended = False
+
+        def put(self, value):
+            self.tokens.extend(int(t) for t in value.reshape(-1).tolist())
+
+        def end(self):
+            self.ended = True
+
+    s = Collect()
+    inputs = tok(["hello"], return_tensors="pt")
+    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                         num_particles=8, max_new_tokens=6, do_sample=True, top_k=0,
+                         awrs_tokenizer=tok, awrs_streamer=s, seed=4)
+    L = inputs["input_ids"].shape[1]
+    assert s.ended and s.tokens == out.sequences[0, L:].tolist()
+
+
+def test_logits_processor_valid_strings(setup):
+    model, tok = setup
+    inputs = tok(["hello", "a b"], return_tensors="pt", padding=True)
+    L = inputs["input_ids"].shape[1]
+    proc = AWRSLogitsProcessor(LETTERS, tok, seed=0)
+    for do_sample in (True, False):
+        proc.do_sample = do_sample
+        proc.sampler.greedy = not do_sample
+        out = model.generate(**inputs, logits_processor=[proc], do_sample=do_sample, top_k=0,
+                             max_new_tokens=5)
+        for i, row in enumerate(out[:, L:].tolist()):
+            if i in proc.dead_rows:
+                continue
+            ended = tok.eos_token_id in row
+            row = row[: row.index(tok.eos_token_id)] if ended else row
+            data = b"".join(proc.vocab.tokens[t] for t in row)
+            if ended:  # a finished row is accepted as a whole
+                assert LETTERS.accepts(data.decode()), data
+            else:  # cut by max_new_tokens: still a valid prefix
+                assert letters(decode_prefix(data)), data
+    assert proc.checks > 0
+    with pytest.raises(ConfigError, match="Potential"):
+        AWRSLogitsProcessor(Potential(lambda s: 0.0), tok)
+
+
+def test_logits_processor_samples_exact_lcd_not_the_posterior(setup):
+    """Drive the processor as generate does, on scores of the exact "ends with a" model."""
+    _, tok = setup
+    flm, c, T = ends_with_a()
+    a_id, b_id = tok.convert_tokens_to_ids("a"), tok.convert_tokens_to_ids("b")
+    eos = tok.eos_token_id
+    V = len(tok)
+    proc = AWRSLogitsProcessor(c, tok, seed=0, eos_token_id=eos)
+    B = 4000
+    ids = torch.full((B, 1), tok.bos_token_id or 0, dtype=torch.long)
+    ours = {a_id: 0, b_id: 1, eos: 2}
+    done = torch.zeros(B, dtype=torch.bool)
+    for _ in range(T + 1):
+        scores = torch.full((B, V), -math.inf)
+        for r in range(B):
+            gen = tuple(ours[int(t)] for t in ids[r, 1:] if int(t) != eos)
+            lp = flm.logprobs_of(gen) if len(gen) < T else torch.tensor([-math.inf, -math.inf, 0.0])
+            scores[r, a_id], scores[r, b_id], scores[r, eos] = lp[0], lp[1], lp[2]
+        out = proc(ids, scores)
+        nxt = out.argmax(-1)  # the processor leaves one finite score per row
+        assert torch.all(torch.isfinite(out).sum(-1) == 1)
+        nxt[done] = eos
+        done |= nxt == eos
+        ids = torch.cat([ids, nxt[:, None]], 1)
+        if done.all():
+            break
+    texts = [tok.decode([t for t in row[1:].tolist() if t != eos]) for row in ids]
+    emp = {s: texts.count(s) / B for s in set(texts)}
+    assert total_variation(emp, exact_lcd(flm, c, T)) < 0.03
+    assert total_variation(emp, exact_posterior(flm, c, T)[0]) > 0.35
