@@ -88,6 +88,7 @@ class SMCResult:
     method: str
     ancestors: list[np.ndarray] = field(default_factory=list)
     hint: str = ""
+    ess_threshold: float = 0.5
 
     @property
     def ok(self) -> bool:
@@ -126,6 +127,21 @@ class SMCResult:
             raise NoValidSampleError(self.hint or "no particle produced a valid string")
         keys = list(post)
         return keys[int(rng.choice(len(keys), p=np.fromiter(post.values(), float)))]
+
+    def summary(self, top: int = 10) -> str:
+        """A readable table of the run and its most probable strings."""
+        from .diagnostics import summary
+
+        return summary(self, top)
+
+    def plot(self, path: str | None = None) -> object:
+        """ESS per step with resampling marks, final weights, ancestry (matplotlib).
+
+        Saves to ``path`` (returns it) or returns the figure.
+        """
+        from .diagnostics import plot
+
+        return plot(self, path)
 
     def map_text(self, fn: Callable[[str], str]) -> SMCResult:
         """A copy whose particle texts are ``fn(text)`` (e.g. cut at a stop sequence)."""

@@ -234,8 +234,9 @@ class SMC:
         out = []
         for j, s in enumerate(states):
             lp = float(logp[j, self.eos])
+            checks = 0 if self.bound.trivial else 1
             ok = lp > -math.inf and (self.bound.trivial or self.bound.check(s, self.eos))
-            out.append(TokenDraw(self.eos if ok else None, lp if ok else -math.inf, 1))
+            out.append(TokenDraw(self.eos if ok else None, lp if ok else -math.inf, checks))
         live = np.flatnonzero(self.status == LIVE)
         self.truncated[live] = True
         return out
@@ -346,6 +347,7 @@ class SMC:
             stats=self.stats,
             method=self.method,
             ancestors=self.ancestors,
+            ess_threshold=self.tau,
         )
         if not res.ok:
             res.hint = self._hint()
