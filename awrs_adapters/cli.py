@@ -1,0 +1,178 @@
+"""The ``awrs`` command line: constrained generation and the embedded models.
+
+Overview::
+
+    awrs generate --prompt "Give a date" --regex "\\d{4}-\\d{2}-\\d{2}" --particles 8
+    awrs generate --prompt "Extract: Ada, 36" --pydantic mymodule:Person --json
+    awrs models
+
+``generate`` prints the posterior table (or, with ``--json``, one JSON object with
+``text``, ``posterior``, ``log_ml``, ``ess_history``, ``particles`` and ``stats``). A
+progress line (particles alive, ESS, tokens/s) goes to stderr when it is a terminal,
+unless ``--quiet``. Exit codes: 0 ok, 1 no valid sample, 2 bad arguments.
+
+Example::
+
+    from awrs_adapters.cli import main
+    main(["models"])
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import AWRSError, ConfigError, NoValidSampleError
+from .smc import METHODS
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="awrs", description="Constrained generation with AWRS-SMC.")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="sample constrained output from a model")
+    g.add_argument("--prompt", required=True, help="the user message (or raw text with --raw)")
+    c = g.add_mutually_exclusive_group()
+    c.add_argument("--regex", help="a regular expression the whole output must match")
+    c.add_argument("--json-schema", metavar="FILE", help="a JSON-schema file")
+    c.add_argument("--pydantic", metavar="MODULE:CLASS", help="a pydantic model, e.g. app.models:Person")
+    c.add_argument("--grammar", metavar="FILE", help="a Lark grammar file")
+    g.add_argument("--model", default="smollm2-135m-instruct",
+                   help="embedded model name (see `awrs models`), HF id or local folder")
+    g.add_argument("--particles", type=int, default=8, help="number of particles (default 8)")
+    g.add_argument("--max-tokens", type=int, default=64, help="tokens per particle (default 64)")
+    g.add_argument("--method", default="awrs-smc", choices=METHODS)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--system", default=None, help="a system message (chat models)")
+    g.add_argument("--raw", action="store_true", help="use the prompt as is (no chat template)")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument("--quiet", action="store_true", help="no progress line")
+    sub.add_parser("models", help="list the embedded models and whether they are ready")
+    return p
+
+
+def _constraint(a: argparse.Namespace) -> Any:
+    from . import constraints as C
+
+    if a.regex is not None:
+        return C.Regex(a.regex)
+    if a.json_schema is not None:
+        path = Path(a.json_schema)
+        if not path.exists():
+            raise ConfigError(f"--json-schema {a.json_schema}: no such file")
+        try:
+            schema = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--json-schema {a.json_schema}: not valid JSON ({e})") from e
+        return C.JSONSchema(schema)
+    if a.pydantic is not None:
+        mod, _, cls = a.pydantic.partition(":")
+        if not mod or not cls:
+            raise ConfigError(f"--pydantic {a.pydantic!r}: write MODULE:CLASS, e.g. app.models:Person")
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            model = getattr(importlib.import_module(mod), cls)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"--pydantic {a.pydantic!r}: cannot import it ({e})") from e
+        return C.Pydantic(model)
+    if a.grammar is not None:
+        path = Path(a.grammar)
+        if not path.exists():
+            raise ConfigError(f"--grammar {a.grammar}: no such file")
+        return C.Grammar(path.read_text())
+    return None
+
+
+def _prompt(a: argparse.Namespace, lm: Any) -> Any:
+    tok = getattr(lm, "tokenizer", None)
+    if a.raw or tok is None or getattr(tok, "chat_template", None) is None:
+        return a.prompt
+    msgs = [{"role": "system", "content": a.system}] if a.system else []
+    return msgs + [{"role": "user", "content": a.prompt}]
+
+
+def _generate(a: argparse.Namespace) -> int:
+    from .api import make_rng
+    from .models import load
+    from .smc import SMC, validate_args
+
+    validate_args(a.particles, a.max_tokens, a.method, 0.5, "stratified", a.temperature)
+    constraint = _constraint(a)
+    lm = load(a.model)
+    smc = SMC(lm, _prompt(a, lm), constraint, num_particles=a.particles, max_tokens=a.max_tokens,
+              method=a.method, temperature=a.temperature, rng=make_rng(a.seed))
+    show = not a.quiet and sys.stderr.isatty()
+    t0 = time.perf_counter()
+    for _ in smc:
+        if show:
+            alive = int((smc.status == 0).sum())
+            rate = smc.stats.tokens / max(time.perf_counter() - t0, 1e-9)
+            sys.stderr.write(f"\rstep {smc.t:4d}  alive {alive:3d}/{smc.N}  ESS {smc.ess:6.2f}  "
+                             f"{rate:7.1f} tok/s")
+            sys.stderr.flush()
+    if show:
+        sys.stderr.write("\n")
+    res = smc.result()
+    if a.json:
+        out = {
+            "ok": res.ok,
+            "text": res.text if res.ok else None,
+            "posterior": res.posterior,
+            "log_ml": res.log_ml,
+            "ess_history": res.ess_history,
+            "particles": [{"text": p.text, "log_weight": p.log_weight if p.log_weight > -1e308 else None,
+                           "finished": p.finished} for p in res.particles],
+            "stats": {"tokens": res.stats.tokens, "lm_calls": res.stats.lm_calls,
+                      "constraint_checks": res.stats.constraint_checks,
+                      "resamples": res.stats.resamples, "seconds": res.stats.seconds},
+            "hint": res.hint or None,
+        }
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(res.summary())
+    if not res.ok:
+        if not a.json:
+            print(f"awrs: no valid sample. {res.hint}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _models() -> int:
+    from .models import available
+
+    rows = available()
+    print(f"{'name':26} {'installed':10} {'converted':10} source")
+    for r in rows:
+        print(f"{r['name']:26} {str(r['installed']):10} {str(r['converted']):10} {r.get('package', '')}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``awrs`` console script; returns the exit code."""
+    parser = _parser()
+    try:
+        a = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on bad arguments, 0 on --help
+        return int(e.code or 0)
+    try:
+        if a.command == "models":
+            return _models()
+        return _generate(a)
+    except NoValidSampleError as e:
+        print(f"awrs: {e}", file=sys.stderr)
+        return 1
+    except AWRSError as e:  # ConfigError, ConstraintError, ...: the user can act on it
+        print(f"awrs: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
