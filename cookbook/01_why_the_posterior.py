@@ -36,8 +36,8 @@ def main(particles: int = 4000) -> dict[str, float]:
     print(f"\ntotal variation to the exact posterior: awrs-smc {tv['awrs-smc']:.3f}, "
           f"lcd {tv['lcd']:.3f}")
     print(f"Z = {Z:.3f}; awrs-smc estimate exp(log_ml) = {math.exp(smc.log_ml):.3f}")
-    # the claim of this recipe
-    assert tv["awrs-smc"] < 0.03 and tv["lcd"] > 0.35, tv
+    # the claim of this recipe (sampling error shrinks as 1/sqrt(N); masking's bias does not)
+    assert tv["awrs-smc"] < 2.0 / math.sqrt(particles) and tv["lcd"] > 0.35, tv
     return tv
 
 
