@@ -58,6 +58,9 @@ class FunctionLM(LanguageModel):
             )
         self.next_logprobs = next_logprobs
         self._cache: dict[tuple[int, ...], torch.Tensor] = {}
+        # results are cached by prefix (exact enumeration revisits them); bounded to
+        # about 400 MB of float64 rows so large vocabularies do not exhaust memory
+        self._cache_limit = max(16, 50_000_000 // self.vocab.size)
 
     def logprobs_of(self, prefix: tuple[int, ...]) -> torch.Tensor:
         """Normalised log-probabilities (float64, shape ``[V]``) after ``prefix``."""
@@ -74,7 +77,7 @@ class FunctionLM(LanguageModel):
             )
         if not torch.isnan(t).any() and not torch.isposinf(t).any():
             t = torch.log_softmax(t, dim=-1)  # NaN/+inf are left for the engine to report
-        if len(self._cache) < 1_000_000:
+        if len(self._cache) < self._cache_limit:
             self._cache[prefix] = t
         return t
 
