@@ -51,11 +51,17 @@ class Stats:
     resamples: int = 0
     steps: int = 0
     seconds: float = 0.0
+    lm_seconds: float = 0.0  #: time inside the language model (forward, cache moves)
 
     @property
     def checks_per_token(self) -> float:
         """Mean constraint checks per drawn token."""
         return self.constraint_checks / max(self.tokens, 1)
+
+    @property
+    def sampler_seconds(self) -> float:
+        """Time outside the language model: proposals, checks, weights, resampling."""
+        return self.seconds - self.lm_seconds
 
     @property
     def seconds_per_token(self) -> float:

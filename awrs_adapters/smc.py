@@ -191,7 +191,9 @@ class SMC:
         return self
 
     def _logprobs(self) -> torch.Tensor:
+        t0 = time.perf_counter()
         logp = self.batch.logprobs()
+        self.stats.lm_seconds += time.perf_counter() - t0
         self.stats.lm_calls += 1
         if torch.isnan(logp).any() or torch.isposinf(logp).any():
             bad = "NaN" if torch.isnan(logp).any() else "+inf"
@@ -222,10 +224,12 @@ class SMC:
             if self.status[i] == LIVE:
                 cont_rows.append(j)
                 cont_tokens.append(d.token)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
         if len(cont_rows) < len(live):
             self.batch.select(cont_rows)
         if cont_rows:
             self.batch.extend(cont_tokens)
+        self.stats.lm_seconds += time.perf_counter() - t0
         self.t += 1
         self.stats.steps += 1
         self._maybe_resample()
@@ -276,7 +280,9 @@ class SMC:
         row_of = np.full(self.N, -1)
         row_of[live_before] = np.arange(len(live_before))
         new_rows = [int(row_of[k]) for k in a if self.status[k] == LIVE]
+        t0 = time.perf_counter()
         self.batch.select(new_rows)
+        self.stats.lm_seconds += time.perf_counter() - t0
         lme = rs.log_mean_exp(self.logw)
         self.token_ids = [self.token_ids[k] for k in a]
         self.data = [self.data[k] for k in a]
