@@ -102,12 +102,13 @@ class TransformersLM(LanguageModel):
         self.tokenizer = tokenizer
         self.device = self._model_device()
         width = self._logits_width()
-        ends = (
-            end_token_ids(tokenizer, self.model)
-            if eos_token_ids is None
-            else ([int(eos_token_ids)] if isinstance(eos_token_ids, int) else [int(i) for i in eos_token_ids])
-        )
-        ends = [i for i in ends if 0 <= i < max(width, len(tokenizer))]
+        if eos_token_ids is None:  # found ids outside the model (stale configs) are dropped
+            ends = [i for i in end_token_ids(tokenizer, self.model) if 0 <= i < width]
+        elif isinstance(eos_token_ids, int):
+            ends = [int(eos_token_ids)]
+        else:
+            ends = [int(i) for i in eos_token_ids]
+        ends = list(dict.fromkeys(ends))  # each end token counted once in the merge
         self.vocab: Vocabulary = vocabulary_from_tokenizer(tokenizer, ends, vocab_size=width)
         self.end_token_ids: list[int] = ends
         if self.vocab.size != width:
@@ -265,6 +266,11 @@ class TransformersLM(LanguageModel):
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         with torch.inference_mode():
             logits, cache = self.forward(x, None)
+            if cache is None:
+                raise ConfigError(
+                    f"{type(self.model).__name__} returned no KV cache (use_cache=True); pass a "
+                    "causal LM whose forward returns its cache (any transformers decoder)"
+                )
             if num_particles != 1:
                 cache.batch_repeat_interleave(num_particles)
         return TransformersBatch(self, cache, logits.expand(num_particles, -1), num_particles, t)
