@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Iterator
@@ -163,7 +164,16 @@ class SMC:
         if self.critics:
             phi0 = self._critic_prefix("")
             self.phi[:] = phi0
-        self.batch = lm.start(prompt, N)  # row j <-> j-th live particle, in index order
+        # a model that merges several end tokens applies temperature to its raw logits
+        # (before the merge), which dividing merged log-probabilities cannot reproduce
+        self._lm_temperature = (
+            not self.greedy and self.temperature != 1.0
+            and "temperature" in inspect.signature(lm.start).parameters
+        )
+        if self._lm_temperature:
+            self.batch = lm.start(prompt, N, temperature=self.temperature)  # type: ignore[call-arg]
+        else:
+            self.batch = lm.start(prompt, N)  # row j <-> j-th live particle, in index order
 
     # -- state --------------------------------------------------------------------
     @property
@@ -201,7 +211,7 @@ class SMC:
                 f"the language model returned {bad} log-probabilities at step {self.t}; check "
                 "the model's dtype (fp16 overflow on CPU is common: use float32) and its inputs"
             )
-        if self.temperature not in (0.0, 1.0):
+        if self.temperature not in (0.0, 1.0) and not self._lm_temperature:
             logp = torch.log_softmax(logp / self.temperature, dim=-1)
         return logp
 
