@@ -105,6 +105,10 @@ def _generate(a: argparse.Namespace) -> int:
     from .smc import SMC, validate_args
 
     validate_args(a.particles, a.max_tokens, a.method, 0.5, "stratified", a.temperature)
+    if a.quiet or not sys.stderr.isatty():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     constraint = _constraint(a)
     lm = load(a.model)
     smc = SMC(lm, _prompt(a, lm), constraint, num_particles=a.particles, max_tokens=a.max_tokens,
@@ -149,9 +153,13 @@ def _models() -> int:
     from .models import available
 
     rows = available()
-    print(f"{'name':26} {'installed':10} {'converted':10} source")
+    print(f"{'name':24} {'installed':10} {'converted':10} description")
     for r in rows:
-        print(f"{r['name']:26} {str(r['installed']):10} {str(r['converted']):10} {r.get('package', '')}")
+        mark = " (default)" if r.get("default") else ""
+        print(f"{r['name']:24} {str(r['installed']):10} {str(r['converted']):10} "
+              f"{r.get('description', '')}{mark}")
+        if not r["installed"]:
+            print(f"{'':24} install: {r.get('pip', '')}")
     return 0
 
 

@@ -45,6 +45,7 @@ def summary(res: SMCResult, top: int = 10) -> str:
         ("checks per token", f"{s.checks_per_token:.2f}"),
         ("masks", str(s.masks)),
         ("seconds (per token)", f"{s.seconds:.3f} ({1000 * s.seconds_per_token:.2f} ms)"),
+        ("set-up seconds", f"{s.setup_seconds:.3f}"),
     ]
     w = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(w)}  {v}" for k, v in rows]

@@ -42,7 +42,11 @@ class Particle:
 
 @dataclass
 class Stats:
-    """Counters of a run. ``tokens`` counts draws: one per live particle per step."""
+    """Counters of a run. ``tokens`` counts draws: one per live particle per step.
+
+    ``seconds`` is the decoding time (after set-up); ``setup_seconds`` the time to bind
+    the constraint (compile its automaton) and prefill the prompt.
+    """
 
     lm_calls: int = 0
     tokens: int = 0
@@ -52,6 +56,7 @@ class Stats:
     steps: int = 0
     seconds: float = 0.0
     lm_seconds: float = 0.0  #: time inside the language model (forward, cache moves)
+    setup_seconds: float = 0.0  #: compiling the constraint and prefilling the prompt
 
     @property
     def checks_per_token(self) -> float:

@@ -174,6 +174,9 @@ class SMC:
             self.batch = lm.start(prompt, N, temperature=self.temperature)  # type: ignore[call-arg]
         else:
             self.batch = lm.start(prompt, N)  # row j <-> j-th live particle, in index order
+        # compiling the constraint and prefilling the prompt are set-up, not decoding
+        self.stats.setup_seconds = time.perf_counter() - self.t0
+        self.t0 = time.perf_counter()
 
     # -- state --------------------------------------------------------------------
     @property
