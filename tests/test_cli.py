@@ -1,0 +1,72 @@
+"""The ``awrs`` command line, on a tiny model saved to a folder (what --model accepts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_transformers_lm import get_tokenizer, tiny_llama
+
+from awrs_adapters.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    tok = get_tokenizer("byte_level")
+    tiny_llama(len(tok), seed=0).save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
+
+
+def test_generate_json(model_dir, capsys):
+    rc = main(["generate", "--prompt", "hi", "--regex", "[ab]{2,4}", "--model", model_dir,
+               "--particles", "4", "--max-tokens", "6", "--seed", "0", "--json", "--raw"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["ok"]
+    assert {"text", "posterior", "log_ml", "stats"} <= set(out)
+    assert out["text"] in out["posterior"] and set(out["text"]) <= set("ab")
+    assert abs(sum(out["posterior"].values()) - 1) < 1e-9
+
+
+def test_generate_table_and_exit_codes(model_dir, capsys, tmp_path):
+    rc = main(["generate", "--prompt", "hi", "--regex", "[ab]{2,4}", "--model", model_dir,
+               "--particles", "2", "--max-tokens", "6", "--seed", "0", "--quiet"])
+    assert rc == 0 and "probability" in capsys.readouterr().out
+    # no valid sample: a format longer than max_tokens allows
+    rc = main(["generate", "--prompt", "hi", "--regex", "[ab]{50}", "--model", model_dir,
+               "--particles", "2", "--max-tokens", "3", "--seed", "0", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "max_tokens" in err
+    # bad arguments
+    assert main(["generate", "--prompt", "x", "--particles", "0", "--model", model_dir]) == 2
+    assert main(["generate", "--prompt", "x", "--regex", "[", "--model", model_dir]) == 2
+    assert "not a valid regular expression" in capsys.readouterr().err
+    assert main(["generate", "--prompt", "x", "--json-schema", str(tmp_path / "none.json")]) == 2
+    assert main(["generate", "--prompt", "x", "--pydantic", "nomodule"]) == 2
+    assert main(["generate"]) == 2  # argparse: --prompt missing
+
+
+def test_schema_file_and_models_listing(model_dir, capsys, tmp_path):
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "boolean"}},
+                                  "required": ["a"], "additionalProperties": False}))
+    rc = main(["generate", "--prompt", "x", "--json-schema", str(schema), "--model", model_dir,
+               "--particles", "4", "--max-tokens", "12", "--seed", "1", "--json", "--raw"])
+    out = json.loads(capsys.readouterr().out)
+    if rc == 0:
+        assert json.loads(out["text"])["a"] in (True, False)
+    else:
+        assert rc == 1 and out["hint"]
+    assert main(["models"]) == 0
+    assert "smollm2-135m-instruct" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "awrs"
+    assert script.exists()
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "generate" in out.stdout
