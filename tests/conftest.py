@@ -8,9 +8,9 @@ import zlib
 
 import numpy as np
 import pytest
-from awrs_adapters.constraints.base import BoundConstraint
 from hypothesis import settings
 
+from awrs_adapters.constraints.base import BoundConstraint
 from awrs_adapters.lm import FunctionLM
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)

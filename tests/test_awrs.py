@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import SetBound
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from awrs_adapters import AWRS, ConfigError
 from awrs_adapters.testing import check_proper_weighting
+
+from conftest import SetBound
 
 
 @st.composite

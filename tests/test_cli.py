@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_transformers_lm import get_tokenizer, tiny_llama
 
 from awrs_adapters.cli import main
+
+from test_transformers_lm import get_tokenizer, tiny_llama
 
 
 @pytest.fixture(scope="module")

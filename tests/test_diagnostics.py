@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import hashed_lm
 
 from awrs_adapters import generate
 from awrs_adapters.constraints import Potential, Predicate
 from awrs_adapters.diagnostics import ancestry
+
+from conftest import hashed_lm
 
 
 def run():

@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from awrs_adapters.constraints import Potential, Predicate, as_constraint
-from conftest import hashed_lm
 
 from awrs_adapters import (
     AWRSError,
@@ -18,8 +16,11 @@ from awrs_adapters import (
     VocabularyError,
     generate,
 )
+from awrs_adapters.constraints import Potential, Predicate, as_constraint
 from awrs_adapters.lm import FunctionLM
 from awrs_adapters.vocab import Vocabulary
+
+from conftest import hashed_lm
 
 
 @pytest.fixture

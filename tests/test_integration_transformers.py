@@ -11,21 +11,22 @@ import math
 import numpy as np
 import pytest
 import torch
+from transformers import LogitsProcessorList, StoppingCriteriaList, StopStringCriteria
+
+from awrs_adapters import ConfigError, generate
 from awrs_adapters.constraints import Potential, Predicate
+from awrs_adapters.examples import ends_with_a
 from awrs_adapters.integrations.transformers import (
     CUSTOM_GENERATE_DIR,
     AWRSLogitsProcessor,
     SMCGenerateOutput,
     smc_generate,
 )
-from test_transformers_lm import get_tokenizer, tiny_llama
-from transformers import LogitsProcessorList, StoppingCriteriaList, StopStringCriteria
-
-from awrs_adapters import ConfigError, generate
-from awrs_adapters.examples import ends_with_a
 from awrs_adapters.lm import TransformersLM
 from awrs_adapters.testing import exact_lcd, exact_posterior, total_variation
 from awrs_adapters.vocab import decode_prefix
+
+from test_transformers_lm import get_tokenizer, tiny_llama
 
 
 def letters(s: str) -> bool:

@@ -11,7 +11,6 @@ import math
 import time
 
 import pytest
-from conftest import hashed_lm
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -23,6 +22,8 @@ from awrs_adapters import GenerationTimeoutError, NoValidSampleError
 from awrs_adapters.constraints import Predicate
 from awrs_adapters.examples import ends_with_a
 from awrs_adapters.integrations.langchain import AWRSLLM, ChatAWRS, messages_to_chat
+
+from conftest import hashed_lm
 
 
 class TestChatAWRSStandard(ChatModelUnitTests):

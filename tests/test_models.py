@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from awrs_adapters.constraints import Predicate
 
 from awrs_adapters import generate, models
+from awrs_adapters.constraints import Predicate
 from awrs_adapters.errors import AWRSError
 from awrs_adapters.lm.tokenizer_bytes import roundtrip_mismatches
 from awrs_adapters.models import ModelNotFoundError

@@ -15,7 +15,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from awrs_adapters.constraints import Predicate
 from tokenizers import (
     AddedToken,
     Tokenizer,
@@ -28,6 +27,7 @@ from tokenizers import (
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from awrs_adapters import generate
+from awrs_adapters.constraints import Predicate
 from awrs_adapters.errors import ConfigError, VocabularyError
 from awrs_adapters.lm import TransformersLM
 from awrs_adapters.lm.tokenizer_bytes import (
