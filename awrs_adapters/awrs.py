@@ -143,7 +143,8 @@ class AWRS:
     ) -> list[TokenDraw]:
         """One draw per row of ``logp`` (``[n, V]`` normalised log-probabilities)."""
         orders = gumbel_orders(logp, rng, greedy=self.greedy)
-        lp = logp.detach().to("cpu", torch.float64)
+        # per-token reads in the loop go through numpy (a torch scalar read costs ~µs)
+        lp = logp.detach().to("cpu", torch.float64).numpy()
         out = []
         for r, order in enumerate(orders):
             if bound.trivial:
@@ -157,24 +158,23 @@ class AWRS:
 
     # -- the fast-mask switch -------------------------------------------------------
     def _mask(
-        self, lp: torch.Tensor, order: LazyOrder, bound: BoundConstraint, state: Any,
+        self, lp: np.ndarray, order: LazyOrder, bound: BoundConstraint, state: Any,
         rejected: list[int],
     ) -> tuple[LazyOrder, float]:
         t0 = time.perf_counter()
         mask = bound.fast_mask(state)
         assert mask is not None
-        keep = torch.from_numpy(np.asarray(mask, dtype=bool))
+        keep = np.array(mask, dtype=bool)  # a copy: the constraint may cache its masks
         if rejected:
-            keep = keep.clone()
             keep[rejected] = False
-        mass = float(torch.exp(lp[keep]).sum())
-        keys = order.keys.masked_fill(~keep, float("-inf"))
+        mass = float(np.exp(lp[keep]).sum())
+        keys = order.keys.masked_fill(~torch.from_numpy(keep).to(order.keys.device), float("-inf"))
         self.policy.record_mask(time.perf_counter() - t0)
         return LazyOrder(keys), mass
 
     # -- estimators ---------------------------------------------------------------
     def _recursive(
-        self, order: LazyOrder, lp: torch.Tensor, bound: BoundConstraint, state: Any
+        self, order: LazyOrder, lp: np.ndarray, bound: BoundConstraint, state: Any
     ) -> TokenDraw:
         improper = self.estimator == "improper"
         can_mask = bound.has_fast
@@ -222,7 +222,7 @@ class AWRS:
     def _geometric(
         self,
         order: LazyOrder,
-        lp: torch.Tensor,
+        lp: np.ndarray,
         bound: BoundConstraint,
         state: Any,
         rng: np.random.Generator,
