@@ -5,26 +5,41 @@ Import as ``from awrs_adapters import constraints as C``.
 
 Example::
 
-    from awrs_adapters.constraints import Predicate
+    from awrs_adapters.constraints import Predicate, Regex
     c = Predicate(complete=lambda s: s.endswith("a"))
+    r = Regex(r"[0-9]+") & c
+
+Fast path: :class:`Regex`, :class:`JSONSchema` (outlines-core or llguidance),
+:class:`Grammar` (Lark, llguidance). Slow path: :class:`Predicate`, and
+:class:`Pydantic` (schema fast path + validators). Outlines types convert with
+:func:`from_outlines` (also automatic wherever a constraint is accepted).
 """
 
 from __future__ import annotations
 
 from .base import BoundConstraint, Constraint, TokenConstraint, TrueConstraint
 from .convert import as_constraint, register_converter
+from .grammar import Grammar
+from .outlines_types import from_outlines
 from .predicate import Potential, Predicate
 from .product import And, split
+from .pydantic import Pydantic
+from .regex import JSONSchema, Regex
 
 __all__ = [
     "And",
     "BoundConstraint",
     "Constraint",
+    "Grammar",
+    "JSONSchema",
     "Potential",
     "Predicate",
+    "Pydantic",
+    "Regex",
     "TokenConstraint",
     "TrueConstraint",
     "as_constraint",
+    "from_outlines",
     "register_converter",
     "split",
 ]

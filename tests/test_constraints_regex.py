@@ -1,0 +1,202 @@
+"""Regex constraint: agreement with Python's re.fullmatch, token-level automaton, cache, errors."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from awrs_adapters import ConstraintError, generate
+from awrs_adapters.constraints import Regex
+from awrs_adapters.constraints import cache as C
+from awrs_adapters.lm import FunctionLM
+from awrs_adapters.vocab import Vocabulary
+
+
+@pytest.fixture(autouse=True)
+def _no_disk_cache(monkeypatch):
+    monkeypatch.setenv("AWRS_INDEX_CACHE", "off")
+
+
+# Patterns in the common subset of Python's and Rust's regex syntax (no \d \w \s: their
+# Unicode tables differ slightly between the two engines).
+PATTERNS = [
+    r"[0-9]{3}-[a-z]+",
+    r"(ab|ba)+a?",
+    r"(a|b)*ab?a",
+    r"[a-zé]{0,4}",
+    r"-?(0|[1-9][0-9]*)(\.[0-9]+)?",
+    r"(true|false|null)",
+    r'"[^"\\]*"',
+    r"(😀|é|a)+b?",
+    r"x{2,3}y?",
+    r"(ab)*",
+    r"[éa]*",
+]
+ALPHABET = 'ab-0123456789.xyzé😀"\\'
+
+# multi-byte and partial-UTF-8 tokens on top of the 256 single bytes
+EXTRA = [b"ab", b"ba", b"a-", "é".encode(), "é".encode() + b"a", b"a" + "é".encode()[:1],
+         "😀".encode()[:2], "😀".encode()[2:], "😀".encode(), b"12", b"true", b"ull", b'"a']
+SPECIAL = 256 + len(EXTRA)
+EOS = SPECIAL + 1
+VOCAB = Vocabulary([bytes([i]) for i in range(256)] + EXTRA + [b"", b""], EOS, special_ids=[SPECIAL])
+
+
+def _segmentations(data: bytes):
+    """Strategy: a tokenisation of ``data`` with the VOCAB tokens (all bytes exist)."""
+
+    @st.composite
+    def seg(draw):
+        out, i = [], 0
+        while i < len(data):
+            cands = [t for t in range(SPECIAL) if VOCAB.tokens[t] and data.startswith(VOCAB.tokens[t], i)]
+            t = draw(st.sampled_from(cands))
+            out.append(t)
+            i += len(VOCAB.tokens[t])
+        return out
+
+    return seg()
+
+
+_BOUNDS: dict[str, object] = {}
+
+
+def _bound(pattern: str):
+    if pattern not in _BOUNDS:
+        _BOUNDS[pattern] = Regex(pattern).bind(VOCAB)
+    return _BOUNDS[pattern]
+
+
+@st.composite
+def cases(draw):
+    pattern = draw(st.sampled_from(PATTERNS))
+    text = draw(st.one_of(st.from_regex(pattern, fullmatch=True),
+                          st.text(alphabet=ALPHABET, max_size=8)))
+    return pattern, text
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.data())
+def test_accepts_matches_python_re_and_the_token_automaton(case, data):
+    pattern, text = case
+    expected = re.fullmatch(pattern, text) is not None
+    r = Regex(pattern)
+    assert r.accepts(text) == expected, (pattern, text)
+
+    bound = _bound(pattern)
+    tokens = data.draw(_segmentations(text.encode("utf-8")))
+    s = bound.initial_state()
+    for y in tokens:
+        mask = bound.fast_mask(s)
+        assert mask[SPECIAL] == False and not bound.check(s, SPECIAL)  # noqa: E712
+        ok = bound.check(s, y)
+        assert mask[y] == ok
+        if not ok:
+            assert not expected, f"{pattern!r}: a tokenisation of {text!r} was rejected at {y}"
+            return
+        s = bound.advance(s, y)
+    assert bound.check(s, EOS) == expected
+    assert bound.fast_mask(s)[EOS] == expected
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_mask_equals_checks_on_reachable_states(pattern):
+    bound = _bound(pattern)
+    frontier, seen = [bound.initial_state()], set()
+    while frontier and len(seen) < 40:
+        s = frontier.pop()
+        if s in seen:
+            continue
+        seen.add(s)
+        mask = bound.fast_mask(s)
+        checks = np.array([bound.check(s, y) for y in range(VOCAB.size)])
+        np.testing.assert_array_equal(mask, checks)
+        frontier.extend(bound.advance(s, y) for y in np.flatnonzero(checks) if y != EOS)
+    assert isinstance(bound.initial_state(), int)
+
+
+def test_split_multibyte_characters_after_a_complete_match():
+    # outlines-core alone bans a partial-UTF-8 token in a state where the pattern may
+    # end; the sentinel wrapping restores it
+    v = Vocabulary([b"a", "é".encode()[:1], "é".encode()[1:], "é".encode(), b""], 4)
+    b = Regex("[éa]*").bind(v)
+    s = b.initial_state()
+    for y in (0, 1, 2, 1, 2, 3):
+        assert b.check(s, y), y
+        s = b.advance(s, y)
+    assert b.check(s, 4)
+    assert not b.check(b.advance(s, 1), 4)  # half a character is not a match
+
+
+def test_anchors():
+    assert Regex("^ab$").accepts("ab")
+    assert Regex(r"a\$").accepts("a$")
+    assert Regex("[$^]").accepts("^")
+    with pytest.raises(ConstraintError, match="anchor"):
+        Regex("a^b")
+    with pytest.raises(ConstraintError, match="anchor"):
+        Regex("a$|b")
+
+
+@pytest.mark.parametrize("pattern, part", [
+    ("(a", "unclosed group"),
+    ("(?=a)b", "look-around"),
+    ("a{2,1}", "repetition"),
+    (r"a\b", "WordUnicode"),
+])
+def test_invalid_regex_names_the_offending_part(pattern, part):
+    with pytest.raises(ConstraintError, match=re.escape(part)) as e:
+        Regex(pattern)
+    assert pattern in str(e.value)
+
+
+def test_non_string_pattern():
+    with pytest.raises(ConstraintError, match="pattern="):
+        Regex(3)  # type: ignore[arg-type]
+
+
+def test_vocabulary_that_cannot_spell_the_pattern():
+    v = Vocabulary([b"a", b"b", b""], 2)
+    with pytest.raises(ConstraintError, match="incompatible"):
+        Regex("c+").bind(v)
+
+
+def test_unsatisfiable_within_max_tokens_ends_with_a_hint():
+    lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [0.0, 0.0, 0.0])
+    r = generate(lm, None, Regex("a{5}"), num_particles=4, max_tokens=3, seed=0)
+    assert not r.ok and "max_tokens" in r.hint
+
+
+def test_memory_and_disk_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWRS_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("AWRS_INDEX_CACHE")
+    v = Vocabulary([b"a", b"b", b"ab", b""], 3)
+    r = Regex("(a|b)+")
+    C.clear_memory_cache()
+    r.bind(v)
+    assert C.cache_stats()["compiled"] == 1 and C.cache_stats()["disk_writes"] == 1
+    r.bind(v)
+    assert C.cache_stats()["memory_hits"] == 1
+    C.clear_memory_cache()  # as in a new process: read from disk
+    b = r.bind(v)
+    assert C.cache_stats()["disk_hits"] == 1 and C.cache_stats()["compiled"] == 0
+    s = b.advance(b.initial_state(), 2)
+    assert b.check(s, 3) and b.check(s, 0)
+    index_file = C._disk_path(v.hash, r._compiled)
+    assert index_file is not None and index_file.exists()
+    index_file.write_bytes(index_file.read_bytes()[:-5])  # corrupt: ignored and rebuilt
+    C.clear_memory_cache()
+    r.bind(v)
+    stats = C.cache_stats()
+    assert stats["disk_errors"] == 1 and stats["compiled"] == 1
+
+
+def test_generate_respects_the_regex():
+    lm = FunctionLM([b"a", b"b", b"ab", b"ba", b""], 4, lambda p: [0.0] * 5)
+    r = generate(lm, None, Regex("(ab)+"), num_particles=16, max_tokens=6, seed=1)
+    assert r.ok
+    assert all(re.fullmatch("(ab)+", p.text) for p in r.particles if p.finished)
