@@ -113,6 +113,13 @@ def sentinel_id(vocab: Vocabulary) -> int:
     return vocab.size
 
 
+def sentinel_suffix_ids(vocab: Vocabulary) -> list[int]:
+    """Ids of pseudo-tokens for the sentinel's proper byte suffixes ``SENTINEL_BYTES[k:]``,
+    k = 1, 2, 3. Real byte tokens can spell the sentinel after a complete match; a state
+    from which one of these suffixes reaches a final state is inside such a spelling."""
+    return [vocab.size + k for k in (1, 2, 3)]
+
+
 def oc_vocabulary(vocab: Vocabulary) -> Any:
     """The outlines-core ``Vocabulary`` for ``vocab`` (cached by content hash).
 
@@ -135,6 +142,8 @@ def oc_vocabulary(vocab: Vocabulary) -> Any:
             continue
         table.setdefault(t, []).append(i)
     table.setdefault(SENTINEL_BYTES, []).append(sentinel_id(vocab))
+    for k, i in zip((1, 2, 3), sentinel_suffix_ids(vocab)):
+        table.setdefault(SENTINEL_BYTES[k:], []).append(i)
     ocv = outlines_core.Vocabulary(eos, table)
     with _lock:
         _vocabs[key] = ocv
@@ -148,7 +157,7 @@ def _disk_path(vocab_hash: str, pattern: str) -> Path | None:
     if d is None:
         return None
     h = hashlib.sha256()
-    for part in (_oc_version(), vocab_hash, f"(?:{pattern}){SENTINEL}"):
+    for part in (_oc_version(), "sentinel-suffixes", vocab_hash, f"(?:{pattern}){SENTINEL}"):
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return d / f"{h.hexdigest()[:40]}.idx"

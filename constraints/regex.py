@@ -47,7 +47,13 @@ import numpy as np
 from ..errors import ConstraintError
 from ..vocab import Vocabulary
 from .base import BoundConstraint, TokenConstraint
-from .cache import compiled_index, regex_diagnostic, sentinel_id
+from .cache import (
+    SENTINEL_BYTES,
+    compiled_index,
+    regex_diagnostic,
+    sentinel_id,
+    sentinel_suffix_ids,
+)
 
 __all__ = ["DEFAULT_JSON_BACKEND", "JSONSchema", "Regex", "schema_dict"]
 
@@ -64,6 +70,9 @@ class IndexBound(BoundConstraint):
 
     The index is compiled from ``(?:P)SENTINEL`` (see :data:`.cache.SENTINEL`): a state
     is final for P when the sentinel step from it reaches a final state of the index.
+    Real byte tokens could spell the sentinel after a complete match; tokens that enter
+    such a spelling are rejected (a pattern that itself allows U+10FFxx characters at a
+    point where it may also end loses those characters there).
     """
 
     has_fast = True
@@ -76,6 +85,13 @@ class IndexBound(BoundConstraint):
         self._eos = vocab.eos_token_id
         self._V = vocab.size
         self._sentinel = sentinel_id(vocab)
+        self._suffixes = sentinel_suffix_ids(vocab)
+        self._partial: dict[int, bool] = {}
+        # tokens that may start (or complete) a spelling of the sentinel in real bytes
+        starts = tuple(SENTINEL_BYTES[:k] for k in (1, 2, 3))
+        self._risky = [i for i, t in enumerate(vocab.tokens)
+                       if t.endswith(starts) or SENTINEL_BYTES in t]
+        self._risky_set = frozenset(self._risky)
         self._final: dict[int, bool] = {}
         self._masks: OrderedDict[int, np.ndarray] = OrderedDict()
 
@@ -91,12 +107,26 @@ class IndexBound(BoundConstraint):
             self._final[state] = hit
         return hit
 
+    def _in_sentinel(self, state: int) -> bool:
+        """Whether ``state`` is inside a spelling of the sentinel (never valid text)."""
+        hit = self._partial.get(state)
+        if hit is None:
+            hit = self.index.is_final_state(state) or any(
+                (n := self._next(state, i)) is not None and self.index.is_final_state(n)
+                for i in self._suffixes
+            )
+            self._partial[state] = hit
+        return hit
+
     def check(self, state: int, token_id: int) -> bool:
         if token_id == self._eos:
             return self.is_final(state)
         if token_id >= self._V:
             return False
-        return self._next(state, token_id) is not None
+        n = self._next(state, token_id)
+        if n is None:
+            return False
+        return token_id not in self._risky_set or not self._in_sentinel(n)
 
     def advance(self, state: int, token_id: int) -> int:
         if token_id == self._eos:
@@ -116,10 +146,13 @@ class IndexBound(BoundConstraint):
             self._masks.move_to_end(state)
             return m
         allowed = self.index.get_allowed_tokens(state)
-        full = np.zeros(self._V + 1, dtype=bool)  # + the sentinel's id
+        full = np.zeros(self._V + 4, dtype=bool)  # + the sentinel and its suffix ids
         full[np.asarray(allowed, dtype=np.int64)] = True
         m = full[: self._V]
         m[self._eos] = False
+        for i in self._risky:
+            if m[i] and not self.check(state, i):
+                m[i] = False
         self._masks[state] = m
         if len(self._masks) > _MASK_CACHE:
             self._masks.popitem(last=False)

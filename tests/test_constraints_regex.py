@@ -200,3 +200,17 @@ def test_generate_respects_the_regex():
     r = generate(lm, None, Regex("(ab)+"), num_particles=16, max_tokens=6, seed=1)
     assert r.ok
     assert all(re.fullmatch("(ab)+", p.text) for p in r.particles if p.finished)
+
+
+def test_byte_tokens_cannot_spell_the_internal_sentinel():
+    # after a complete match only EOS may follow; the bytes of the sentinel character
+    # U+10FFFF (f4 8f bf bf) are real byte tokens and must not sneak in
+    from awrs_adapters.vocab import Vocabulary
+
+    v = Vocabulary([bytes([i]) for i in range(256)] + [b"\xf4\x8f", b""], 257)
+    b = Regex("ab").bind(v)
+    s = b.advance(b.advance(b.initial_state(), ord("a")), ord("b"))
+    assert b.check(s, 257)
+    assert not b.check(s, 0xF4) and not b.check(s, 256)
+    mask = b.fast_mask(s)
+    assert mask.sum() == 1 and mask[257]
