@@ -17,6 +17,7 @@ from awrs_adapters.integrations.langchain import ChatAWRS
 pytestmark = pytest.mark.model
 
 
+@pytest.mark.lc_integration  # ~10 min on 2 cores; not yet green: see issue 6
 class TestChatAWRSIntegration(ChatModelIntegrationTests):
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
