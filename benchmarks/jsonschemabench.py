@@ -389,15 +389,21 @@ def main(argv: list[str] | None = None) -> int:
     # times measure the schema, not module imports
     from awrs_adapters.constraints import JSONSchema
 
-    for b in backends:
-        JSONSchema({"type": "object", "properties": {"a": {"type": "string", "format": "date"}}},
-                   backend=b).accepts('{"a": "2020-01-01"}')
+    for draft in ("http://json-schema.org/draft-04/schema#", "http://json-schema.org/draft-06/schema#",
+                  "http://json-schema.org/draft-07/schema#",
+                  "https://json-schema.org/draft/2019-09/schema",
+                  "https://json-schema.org/draft/2020-12/schema"):
+        for b in backends:  # warms each draft's metaschema validator too
+            JSONSchema({"$schema": draft, "type": "object",
+                        "properties": {"a": {"type": "string", "format": "date"}}},
+                       backend=b).accepts('{"a": "2020-01-01"}')
     if vocab is not None:  # warm the per-vocabulary tables once; children inherit them
         from awrs_adapters.constraints.cache import oc_vocabulary
-        from awrs_adapters.constraints.grammar import byte_vocabulary, ll_tokenizer
+        from awrs_adapters.constraints.grammar import _token_index, byte_vocabulary, ll_tokenizer
 
         oc_vocabulary(vocab)
         ll_tokenizer(vocab)
+        _token_index(vocab)
         ll_tokenizer(byte_vocabulary())
     t0 = time.perf_counter()
     results = run_all(files, backends, vocab, args.timeout, args.workers, args.mem_gb)
