@@ -109,6 +109,36 @@ def messages_to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return out
 
 
+def _pieces_in_thread(run: Any) -> Iterator[str]:
+    """Run ``run(on_text)`` in a worker thread; yield the pieces it passes to ``on_text``.
+
+    The core is synchronous; this lets ``_stream`` hand out text as it is committed. The
+    generator's return value (``StopIteration.value``) is what ``run`` returned; an
+    exception raised by ``run`` is re-raised in the consumer's thread.
+    """
+    import queue
+
+    q: queue.Queue = queue.Queue()
+    done = object()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["res"] = run(q.put)
+        except BaseException as e:  # re-raised in the consumer's thread
+            box["err"] = e
+        q.put(done)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    while (item := q.get()) is not done:
+        yield item
+    t.join()
+    if "err" in box:
+        raise box["err"]
+    return box["res"]
+
+
 class _AWRSFields:
     """Fields and helpers shared by :class:`ChatAWRS` and :class:`AWRSLLM`."""
 
@@ -253,36 +283,17 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         prompt = messages_to_chat(messages)
-        pieces: list[str] = []
-        # the core is synchronous: run it in this thread and hand out pieces as they come
-        import queue
-
-        q: queue.Queue = queue.Queue()
-        done = object()
-        box: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                box["res"] = self._run(prompt, stop, kwargs, on_text=q.put)
-            except BaseException as e:  # re-raised in the consumer's thread
-                box["err"] = e
-            q.put(done)
-
-        t = threading.Thread(target=work, daemon=True)
-        t.start()
+        pieces = _pieces_in_thread(lambda on_text: self._run(prompt, stop, kwargs, on_text=on_text))
         while True:
-            item = q.get()
-            if item is done:
+            try:
+                item = next(pieces)
+            except StopIteration as fin:
+                res, lm = fin.value
                 break
-            pieces.append(item)
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=item))
             if run_manager:
                 run_manager.on_llm_new_token(item, chunk=chunk)
             yield chunk
-        t.join()
-        if "err" in box:
-            raise box["err"]
-        res, lm = box["res"]
         msg = self._message(res, lm, prompt, kwargs)
         yield ChatGenerationChunk(
             message=AIMessageChunk(content="", response_metadata=msg.response_metadata,
@@ -402,29 +413,8 @@ class AWRSLLM(_AWRSFields, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        import queue
-
-        q: queue.Queue = queue.Queue()
-        done = object()
-        box: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                box["res"] = self._run(prompt, stop, kwargs, on_text=q.put)
-            except BaseException as e:
-                box["err"] = e
-            q.put(done)
-
-        t = threading.Thread(target=work, daemon=True)
-        t.start()
-        while True:
-            item = q.get()
-            if item is done:
-                break
+        for item in _pieces_in_thread(lambda on_text: self._run(prompt, stop, kwargs, on_text=on_text)):
             chunk = GenerationChunk(text=item)
             if run_manager:
                 run_manager.on_llm_new_token(item, chunk=chunk)
             yield chunk
-        t.join()
-        if "err" in box:
-            raise box["err"]
