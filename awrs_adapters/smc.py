@@ -94,8 +94,9 @@ class SMC:
         ess_threshold: τ; resample when ESS < τ·N (ignored by lcd and sample-verify,
             which keep N independent particles).
         resampling: scheme name (see :mod:`awrs_adapters.resampling`).
-        temperature: applied to the LM's log-probabilities; 0 decodes greedily (each
-            particle takes the most probable valid token; no weights, ``log_ml`` None).
+        temperature: applied to the LM's log-probabilities; 0 decodes greedily (the
+            most probable valid token at each step; no weights, ``log_ml`` None). Greedy
+            particles would all be identical, so one is run whatever ``num_particles``.
         rng: the only source of randomness.
         estimator: AWRS estimator for ``awrs-smc`` (``"recursive"`` or ``"geometric"``).
         switch: AWRS fast-mask switch policy.
@@ -126,7 +127,7 @@ class SMC:
         self.eos = lm.vocab.eos_token_id
         proposal_c, self.critics = split(as_constraint(constraint))
         self.bound = proposal_c.bind(lm.vocab)
-        self.N = int(num_particles)
+        self.N = 1 if float(temperature) == 0.0 else int(num_particles)
         self.max_tokens = int(max_tokens)
         self.method = method
         self.tau = 0.0 if method in ("lcd", "sample-verify") else float(ess_threshold)

@@ -64,6 +64,15 @@ from .regex import JSONSchema
 __all__ = ["Pydantic", "partial_json"]
 
 
+def _is_v1_model(model: Any) -> bool:
+    """True for a ``pydantic.v1.BaseModel`` subclass (LangChain users still pass them)."""
+    try:
+        from pydantic.v1 import BaseModel as V1Model
+    except ImportError:  # pragma: no cover - pydantic without the v1 shim
+        return False
+    return isinstance(model, type) and issubclass(model, V1Model)
+
+
 # -- a JSON prefix as a tree of closed and open values ----------------------------------
 class _Bad(Exception):
     """The text is not a JSON prefix (the automaton deals with it)."""
@@ -435,25 +444,37 @@ class Pydantic(And):
     ) -> None:
         from pydantic import BaseModel
 
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        self._v1 = _is_v1_model(model)
+        if not (isinstance(model, type) and (issubclass(model, BaseModel) or self._v1)):
             raise ConstraintError(
                 f"model={model!r} is not a pydantic model class; pass a BaseModel "
                 "subclass (for a TypedDict or dataclass use JSONSchema(...))"
             )
         self.model = model
         try:
-            schema = _forbid_extra(model.model_json_schema())
+            raw_schema = model.schema() if self._v1 else model.model_json_schema()
+            schema = _forbid_extra(raw_schema)
         except Exception as e:
             raise ConstraintError(f"cannot derive a JSON schema from {model.__name__}: {e}") from e
         fast = JSONSchema(schema, backend=backend, whitespace_pattern=whitespace_pattern,
                           validate=False, relax=True)
         self.schema = fast
-        self._prefix = _PrefixCheck(model) if prefix_checks else None
+        # pydantic.v1 models have no pydantic-core schema to check closed values with:
+        # their validators run on the finished output only
+        self._prefix = _PrefixCheck(model) if prefix_checks and not self._v1 else None
         slow = Predicate(complete=self._complete, prefix=self._prefix, errors=errors,
                          name=model.__name__)
         super().__init__(fast, slow)
 
     def _complete(self, text: str) -> bool:
+        if self._v1:
+            from pydantic.v1 import ValidationError as V1Error
+
+            try:
+                self.model.parse_raw(text)
+            except V1Error:
+                return False
+            return True
         from pydantic import ValidationError
 
         try:
@@ -467,4 +488,6 @@ class Pydantic(And):
         return True if self._prefix is None else self._prefix(text)
 
     def __repr__(self) -> str:
-        return f"Pydantic({self.model.__name__}, backend={self.schema.backend!r})"
+        backend = getattr(getattr(self, "schema", None), "backend", None)
+        name = getattr(getattr(self, "model", None), "__name__", "?")
+        return f"Pydantic({name}, backend={backend!r})"

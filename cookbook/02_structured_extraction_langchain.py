@@ -5,7 +5,7 @@ JSON schema (fast path) and checks its validators on every candidate whose value
 already closed (slow path): dates in order, a total that equals the sum of the items.
 Every particle that finishes is a valid ``Invoice``; the chain returns the most probable.
 
-Run: python cookbook/02_structured_extraction_langchain.py [--particles 4]
+Run: python cookbook/02_structured_extraction_langchain.py [--particles 8]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel, Field, model_validator
 
+from awrs_adapters.constraints import JSONSchema
 from awrs_adapters.integrations.langchain import ChatAWRS
 
 
@@ -39,7 +40,7 @@ TEXT = ("Invoice issued 2024-03-01, payable by 2024-03-31. Items: 120 and 80 eur
         "Total: 200 euros.")
 
 
-def main(particles: int = 4, max_tokens: int = 72) -> Invoice:
+def main(particles: int = 8, max_tokens: int = 72) -> Invoice:
     prompt = ChatPromptTemplate.from_messages([
         ("system", "Extract the invoice as JSON with keys issued, due, items, total."),
         ("human", "{text}"),
@@ -59,10 +60,26 @@ def main(particles: int = 4, max_tokens: int = 72) -> Invoice:
     for p in meta["particles"]:
         if p["finished"] and p["weight"] > 0:
             Invoice.model_validate_json(p["text"])
+
+    # for contrast: the JSON schema alone (what a grammar-only tool enforces)
+    schema_only = prompt | chat.bind(constraint=JSONSchema(Invoice))
+    msg = schema_only.invoke({"text": TEXT})
+    texts = [p["text"] for p in msg.response_metadata["particles"] if p["finished"]]
+    bad = sum(not _valid(t) for t in texts)
+    print(f"schema only: {bad} of {len(texts)} finished particles break a validator; "
+          "with the validators as constraints: 0")
     return inv
+
+
+def _valid(text: str) -> bool:
+    try:
+        Invoice.model_validate_json(text)
+        return True
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--particles", type=int, default=4)
+    ap.add_argument("--particles", type=int, default=8)
     main(ap.parse_args().particles)

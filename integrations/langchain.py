@@ -302,7 +302,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
 
     def with_structured_output(  # type: ignore[override]
         self,
-        schema: dict[str, Any] | type,
+        schema: dict[str, Any] | type | None = None,
         *,
         include_raw: bool = False,
         method: str = "json_schema",
@@ -312,13 +312,18 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         """Constrain the output to ``schema`` and parse it.
 
         Args:
-            schema: a pydantic class (parsed to an instance; its validators are checked
-                during sampling), a JSON-schema dict or a TypedDict (parsed to a dict).
+            schema: a pydantic class, v2 or v1 (parsed to an instance; its validators
+                are checked during sampling), a JSON-schema dict or a TypedDict (parsed to
+                a dict; objects get ``additionalProperties: false`` where it is unset).
             include_raw: return ``{"raw", "parsed", "parsing_error"}`` as LangChain's chat
                 models do.
             method: ``"json_schema"`` (default) or ``"function_calling"``: both constrain
                 the output to the schema (there is no tool call); ``"json_mode"``: any JSON
-                object.
+                object when ``schema`` is None, else also the schema. (Other chat models'
+                JSON mode only guarantees JSON and leaves the schema to the prompt; the
+                parser then rejects what does not match. Conditioning on the schema here
+                samples exactly the outputs the parser would accept, so json_mode never
+                fails where json_schema would succeed.)
             strict: accepted for compatibility; the constraint is always strict.
         """
         if kwargs:
@@ -332,14 +337,19 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         from langchain_core.utils.pydantic import is_basemodel_subclass
 
         from ..constraints import JSONSchema, Pydantic
+        from ..constraints.pydantic import _forbid_extra
 
         is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
-        if method == "json_mode":
+        if schema is None:
+            if method != "json_mode":
+                raise ConfigError(f"schema=None needs method='json_mode' (got method={method!r})")
             constraint: Any = JSONSchema({"type": "object"})
         elif is_model:
             constraint = Pydantic(schema)  # type: ignore[arg-type]
         else:
-            constraint = JSONSchema(convert_to_json_schema(schema))
+            # as in strict structured output elsewhere: only the schema's keys (JSON
+            # Schema's default would let the model add keys until max_tokens)
+            constraint = JSONSchema(_forbid_extra(convert_to_json_schema(schema)))
         parser: Runnable = (PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
                             if is_model else JsonOutputParser())
         llm = self.bind(

@@ -176,6 +176,27 @@ def test_bad_model():
         Pydantic(dict)  # type: ignore[arg-type]
 
 
+def test_pydantic_v1_models_are_checked_on_the_finished_output():
+    from pydantic.v1 import BaseModel as V1Model
+    from pydantic.v1 import validator
+
+    class Old(V1Model):
+        name: str
+        age: int
+
+        @validator("name")
+        def capitalised(cls, v: str) -> str:  # noqa: N805 - pydantic.v1 style
+            if not v[:1].isupper():
+                raise ValueError("capitalise")
+            return v
+
+    c = Pydantic(Old)
+    assert c.accepts('{"name": "Ada", "age": 36}')
+    assert not c.accepts('{"name": "ada", "age": 36}')      # v1 validator, at the end
+    assert not c.accepts('{"name": "Ada", "age": "x"}')     # schema
+    assert c.check_prefix('{"name": "ada", ')                # no partial checks for v1
+
+
 class Even(BaseModel):
     x: int
 

@@ -171,6 +171,7 @@ def test_temperature_zero_is_greedy_constrained_decoding():
     r = generate(lm, None, c, num_particles=4, max_tokens=T, temperature=0, seed=0)
     # step 1: a (tie with b broken by order), then EOS (0.9) is valid after "a"
     assert set(r.posterior) == {r.text} and r.log_ml is None
+    assert len(r.particles) == 1  # identical greedy particles are run once
     lm2 = hashed_lm([b"a", b"b", b"c", b""], 3, seed=7)
     c2 = Predicate(complete=lambda s: s.endswith("b"), prefix=no_cc)
     r1 = generate(lm2, None, c2, max_tokens=4, temperature=0, seed=1)
