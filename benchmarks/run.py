@@ -21,6 +21,7 @@ SCRIPTS = [
     ("lm_overhead.py", []),
     ("accuracy.py", []),
     ("outlines_compare.py", []),
+    ("processor_compare.py", []),
     ("jsonschemabench.py", ["--limit", "40"]),
 ]
 

@@ -59,7 +59,7 @@ from typing import Any, Literal
 from ..errors import ConstraintError
 from .predicate import Predicate
 from .product import And
-from .regex import JSONSchema
+from .regex import JSONSchema, _forbid_extra
 
 __all__ = ["Pydantic", "partial_json"]
 
@@ -404,19 +404,6 @@ class _PrefixCheck:
         self._keymaps[id(fields_schema)] = out
         self._keep.append(fields_schema)
         return out
-
-
-def _forbid_extra(schema: Any) -> Any:
-    """``additionalProperties: false`` wherever an object schema with properties leaves
-    it unset (pydantic ignores extra keys; forbidding them keeps each key unique)."""
-    if isinstance(schema, list):
-        return [_forbid_extra(x) for x in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _forbid_extra(v) for k, v in schema.items()}
-    if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
-        out["additionalProperties"] = False
-    return out
 
 
 class Pydantic(And):

@@ -387,8 +387,8 @@ def schema_dict(schema: Any) -> dict:
 
         try:
             if issubclass(schema, BaseModel):
-                return schema.model_json_schema()
-            return TypeAdapter(schema).json_schema()
+                return _forbid_extra(schema.model_json_schema())
+            return _forbid_extra(TypeAdapter(schema).json_schema())
         except Exception as e:
             raise ConstraintError(
                 f"cannot derive a JSON schema from {schema!r}: {e}; pass a pydantic model, "
@@ -500,11 +500,30 @@ class _SchemaCheck:
         return ok
 
 
+def _forbid_extra(schema: Any) -> Any:
+    """``additionalProperties: false`` wherever an object schema with properties leaves
+    it unset: the keys of a Python type's schema are all its keys (pydantic would ignore
+    extra keys, and a model left free to add keys may write them until max_tokens).
+    Outlines' outlines-core backend does the same for every schema."""
+    if isinstance(schema, list):
+        return [_forbid_extra(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _forbid_extra(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
 class JSONSchema(TokenConstraint):
     """The output must be JSON valid under a JSON schema.
 
     Args:
         schema: a dict, a JSON string, a pydantic model class, a TypedDict or a dataclass.
+            A dict or string is taken as written (JSON Schema allows keys a schema does
+            not name unless it says ``additionalProperties: false``); the schema of a
+            Python type gets ``additionalProperties: false`` wherever it is unset, since
+            its fields are all the keys it has.
         backend: ``"auto"`` (:data:`DEFAULT_JSON_BACKEND`), ``"outlines-core"`` or
             ``"llguidance"``.
         whitespace_pattern: regex for the whitespace allowed between JSON tokens; None

@@ -337,7 +337,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         from langchain_core.utils.pydantic import is_basemodel_subclass
 
         from ..constraints import JSONSchema, Pydantic
-        from ..constraints.pydantic import _forbid_extra
+        from ..constraints.regex import _forbid_extra
 
         is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
         if schema is None:
