@@ -9,10 +9,8 @@ token with p > 0 (|V| per step).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import string
-import sys
 import time
 
 import numpy as np
@@ -20,6 +18,11 @@ import numpy as np
 from awrs_adapters import generate
 from awrs_adapters.constraints import Predicate
 from awrs_adapters.lm import FunctionLM
+
+try:
+    from benchmarks.common import report, table
+except ImportError:
+    from common import report, table
 
 
 def make_lm(V: int, seed: int = 0) -> FunctionLM:
@@ -49,10 +52,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     lm = make_lm(a.vocab)
-    print(f"`{' '.join(sys.argv)}` on {platform.machine()} {platform.python_version()}, "
-          f"V={a.vocab}, N={a.particles}, max_tokens={a.tokens}\n")
-    print("| valid share of V | method | checks/token (median) | seconds/token (median) |")
-    print("|---|---|---|---|")
+    rows = []
     for k in (20, 10, 4):
         alphabet = set(string.ascii_lowercase[:k])
         pred = Predicate(complete=lambda s: True, prefix=lambda s, al=alphabet: set(s) <= al)
@@ -66,8 +66,12 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 cpt.append(res.stats.checks_per_token)
                 spt.append(dt / res.stats.tokens)
-            print(f"| {share:.3f} | {method} | {statistics.median(cpt):.1f} | "
-                  f"{statistics.median(spt):.5f} |")
+            rows.append((f"{share:.3f}", method, f"{statistics.median(cpt):.1f}",
+                         f"{statistics.median(spt):.5f}"))
+    body = (f"V = {a.vocab}, N = {a.particles}, max_tokens = {a.tokens}, {a.repeats} repeats\n\n"
+            + table(["valid share of V", "method", "checks/token (median)",
+                     "seconds/token (median)"], rows))
+    report("awrs_checks", "Checks per token: AWRS vs exact masking (FunctionLM, slow predicate)", body)
 
 
 if __name__ == "__main__":

@@ -198,7 +198,12 @@ def summarise(results: list[dict[str, Any]], backend: str) -> dict[str, Any]:
     }
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The per-backend summary as a markdown table."""
+    try:
+        from benchmarks.common import table
+    except ImportError:
+        from common import table
     cols = [("backend", "backend", "{}"), ("schemas", "schemas", "{}"),
             ("compiled", "compiled", "{}"), ("passing", "passing", "{}"),
             ("validation_errors", "valid rejected", "{}"),
@@ -208,11 +213,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             ("automaton_invalidation_errors", "aut. invalid acc.", "{}"),
             ("median_compile_ms", "median ms", "{:.1f}"), ("p95_compile_ms", "p95 ms", "{:.1f}"),
             ("timeouts", "timeouts", "{}")]
-    head = " | ".join(h for _, h, _ in cols)
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(" | ".join(fmt.format(r[k]) for k, _, fmt in cols))
+    return table([h for _, h, _ in cols], [[fmt.format(r[k]) for k, _, fmt in cols] for r in rows])
 
 
 # -- fast-path costs -------------------------------------------------------------------
@@ -409,14 +410,20 @@ def main(argv: list[str] | None = None) -> int:
     results = run_all(files, backends, vocab, args.timeout, args.workers, args.mem_gb)
     wall = time.perf_counter() - t0
     rows = [summarise(results, b) for b in backends]
-    print(f"\nJSONSchemaBench dev subset: {len(files)} schemas, "
-          f"{sum(r['instances_checked'] for r in rows) // max(1, len(rows))} instance checks "
-          f"per backend (each instance compact and spaced); vocabulary "
-          f"{'none' if vocab is None else vocab.size}; wall {wall:.0f}s\n")
-    print_table(rows)
-    print("\npublished (full 11,306-schema set; passing / compile errors / validation errors / "
-          "invalidation errors): llguidance 0.7.10: 8,909 / 2,377 / 20 / 0; XGrammar 0.1.17: "
-          "8,122 / 90 / 1,408 / 1,368; Outlines Core 0.2.3: 7,050 / 1,773 / 1,415 / 822")
+    try:
+        from benchmarks.common import report
+    except ImportError:
+        from common import report
+    body = (f"JSONSchemaBench dev subset: {len(files)} schemas, "
+            f"{sum(r['instances_checked'] for r in rows) // max(1, len(rows))} instance checks "
+            f"per backend (each instance compact and spaced); vocabulary "
+            f"{'none' if vocab is None else vocab.size}; {args.timeout:.0f} s limit per schema "
+            f"and backend; wall {wall:.0f} s\n\n" + format_table(rows)
+            + "\n\nPublished (full 11,306-schema set; passing / compile errors / validation "
+            "errors / invalidation errors): llguidance 0.7.10: 8,909 / 2,377 / 20 / 0; "
+            "XGrammar 0.1.17: 8,122 / 90 / 1,408 / 1,368; Outlines Core 0.2.3: 7,050 / 1,773 / "
+            "1,415 / 822")
+    report("jsonschemabench", "JSONSchemaBench: schema coverage and compile time per backend", body)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"summary": rows, "results": results}, f, indent=1)

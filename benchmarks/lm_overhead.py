@@ -31,6 +31,11 @@ from typing import Any
 
 import torch
 
+try:
+    from benchmarks.common import report, table
+except ImportError:
+    from common import report, table
+
 PROMPT = [{"role": "user", "content": "Extract the date from: 'We met on the 3rd of May 2021 in Paris.' Answer in ISO format."}]
 
 LOAD_SNIPPET = """
@@ -135,33 +140,25 @@ def main(argv: list[str] | None = None) -> None:
     from awrs_adapters.models import load
 
     load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, model {args.model}, "
-        f"{os.cpu_count()} CPUs, load average {load_avg}\n"
-    )
     lm = load(args.model)
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         r = _step_times(lm, n, args.repeats)
         rows.append((n, r))
-    print(f"KV cache length {rows[0][1]['kv_len']} (chat prompt + 1), median of {args.repeats} steps\n")
-    print(
-        "| N | plain forward (ms) | TransformersLM step (ms) | ratio | ratio of minima "
-        "| resample + step (ms) |"
-    )
-    print("|---|---|---|---|---|---|")
-    for n, r in rows:
-        print(
-            f"| {n} | {r['plain_ms']:.1f} | {r['lm_ms']:.1f} | {r['lm_ms'] / r['plain_ms']:.3f} "
-            f"| {r['lm_min_ms'] / r['plain_min_ms']:.3f} | {r['resample_ms']:.1f} |"
-        )
+    lines = [f"Model {args.model}, load average {load_avg} before the run. KV cache length "
+             f"{rows[0][1]['kv_len']} (chat prompt + 1), median of {args.repeats} steps.", ""]
+    lines.append(table(
+        ["N", "plain forward (ms)", "TransformersLM step (ms)", "ratio", "ratio of minima",
+         "resample + step (ms)"],
+        [(n, f"{r['plain_ms']:.1f}", f"{r['lm_ms']:.1f}", f"{r['lm_ms'] / r['plain_ms']:.3f}",
+          f"{r['lm_min_ms'] / r['plain_min_ms']:.3f}", f"{r['resample_ms']:.1f}") for n, r in rows]))
     if not args.skip_load:
         lt = _load_times(args.model)
-        print("\n| load | load() (s) | whole process (s) | imports (s) |")
-        print("|---|---|---|---|")
-        for label in ("first", "cached"):
-            x = lt[label]
-            print(f"| {label} | {x['load_s']:.1f} | {x['process_s']:.1f} | {x['import_s']:.1f} |")
+        lines += ["", table(["load", "load() (s)", "whole process (s)", "imports (s)"],
+                            [(label, f"{lt[label]['load_s']:.1f}", f"{lt[label]['process_s']:.1f}",
+                              f"{lt[label]['import_s']:.1f}") for label in ("first", "cached")])]
+    report("lm_overhead", "TransformersLM step vs a plain forward pass (same cache, same N)",
+           "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ SCRIPTS = [
     ("accuracy.py", []),
     ("outlines_compare.py", []),
     ("processor_compare.py", []),
-    ("jsonschemabench.py", ["--limit", "40"]),
+    ("langchain_structured.py", []),
+    ("jsonschemabench.py", ["--limit", "10", "--timeout", "15"]),
 ]
 
 
@@ -31,6 +32,7 @@ def main() -> int:
     failed = []
     t_all = time.perf_counter()
     for script, quick_args in SCRIPTS:
+        # the full JSONSchemaBench run takes the whole dev set (hours on 2 cores)
         args = ["--full"] if full and script != "jsonschemabench.py" else ([] if full else quick_args)
         if script in ("awrs_checks.py", "lm_overhead.py"):
             args = []
