@@ -36,7 +36,7 @@ RECIPES = {
     "02_structured_extraction_langchain": {"particles": 8},
     "03_text_to_sql": {"particles": 4},
     "04_transformers_generate": {"particles": 4},
-    "05_regex_and_soft_potential": {"particles": 4},
+    "05_regex_and_soft_potential": {"particles": 8},
 }
 
 
