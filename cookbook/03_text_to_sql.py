@@ -7,7 +7,9 @@ constrained decoding (LCD) and sample-verify get the same particle budget; the t
 compares the share of particles that end with a valid query (parses), that execute
 and return rows, and the posterior weight on queries whose result is the right answer.
 
-Run: python cookbook/03_text_to_sql.py [--particles 8]
+Run: python cookbook/03_text_to_sql.py [--particles 8] [--figure PATH]
+
+It prints the AWRS-SMC run's ``summary()`` and saves its ``plot()``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import math
 import sqlite3
 import time
+from pathlib import Path
 
 from awrs_adapters import generate, models
 from awrs_adapters.constraints import Grammar, Potential
@@ -60,7 +63,8 @@ def executes_with_rows(db: sqlite3.Connection, sql: str) -> bool:
         return False
 
 
-def main(particles: int = 8, max_tokens: int = 28) -> dict[str, tuple[float, float]]:
+def main(particles: int = 8, max_tokens: int = 28,
+         figure: str | None = "cookbook/figures/03_text_to_sql.png") -> dict[str, tuple[float, float]]:
     lm = models.load()
     db = database()
     grammar = Grammar(SQL)
@@ -87,6 +91,11 @@ def main(particles: int = 8, max_tokens: int = 28) -> dict[str, tuple[float, flo
         results[method] = r
         top = r.text if r.ok else "(none)"
         print(f"{method:14} {valid:6.2f} {execs:9.2f} {correct:8.2f} {dt:8.1f}  {top}")
+    smc_run = results["awrs-smc"]
+    print("\n" + smc_run.summary())
+    if figure:  # ESS per step with resampling marks, final weights, ancestry
+        Path(figure).parent.mkdir(parents=True, exist_ok=True)
+        print(f"figure: {smc_run.plot(figure)}")
     # the claims: every query AWRS-SMC returns parses, runs and returns rows (the grammar
     # in the proposal, SQLite as the potential); LCD's queries parse but need not run
     smc = results["awrs-smc"]
@@ -98,4 +107,6 @@ def main(particles: int = 8, max_tokens: int = 28) -> dict[str, tuple[float, flo
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--particles", type=int, default=8)
-    main(ap.parse_args().particles)
+    ap.add_argument("--figure", default="cookbook/figures/03_text_to_sql.png")
+    a = ap.parse_args()
+    main(a.particles, figure=a.figure)

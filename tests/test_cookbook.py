@@ -42,5 +42,10 @@ RECIPES = {
 
 @pytest.mark.model
 @pytest.mark.parametrize("name", [k for k, v in RECIPES.items() if v is not None])
-def test_recipe_on_the_default_model(name):
-    load(name).main(**RECIPES[name])
+def test_recipe_on_the_default_model(name, tmp_path):
+    kwargs = dict(RECIPES[name])
+    if name == "03_text_to_sql":
+        kwargs["figure"] = str(tmp_path / "smc.png")
+    load(name).main(**kwargs)
+    if name == "03_text_to_sql":
+        assert (tmp_path / "smc.png").stat().st_size > 10_000  # the diagnostics figure
