@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from awrs_adapters import generate, models
 from awrs_adapters.constraints import Predicate, Pydantic, Regex
@@ -29,22 +29,15 @@ from awrs_adapters.testing import exact_posterior, total_variation
 
 try:
     from benchmarks.common import mmm, report, table
+    from benchmarks.tasks import ValidatedPerson as Person
+    from benchmarks.tasks import parses
 except ImportError:
+    from tasks import ValidatedPerson as Person
+    from tasks import parses
+
     from common import mmm, report, table
 
 METHODS = ("awrs-smc", "lcd", "sample-verify", "mask-smc")
-
-
-class Person(BaseModel):
-    name: str = Field(min_length=3, max_length=40)
-    age: int = Field(ge=0, le=130)
-
-    @field_validator("name")
-    @classmethod
-    def full_name(cls, v: str) -> str:
-        if len(v.split()) < 2:
-            raise ValueError("first and last name")
-        return v
 
 
 PEOPLE = [
@@ -117,11 +110,7 @@ def real_tasks(N: int, full: bool) -> list[tuple]:
 
 
 def _valid_person(t: str) -> bool:
-    try:
-        Person.model_validate_json(t)
-        return True
-    except ValidationError:
-        return False
+    return parses(Person, t)
 
 
 def main() -> None:

@@ -16,26 +16,17 @@ import argparse
 import statistics
 import time
 
-from pydantic import BaseModel, Field, field_validator
-
 from awrs_adapters.integrations.langchain import ChatAWRS
 
 try:
     from benchmarks.common import mmm, report, table
+    from benchmarks.tasks import ValidatedPerson as Person
+    from benchmarks.tasks import parses
 except ImportError:
+    from tasks import ValidatedPerson as Person
+    from tasks import parses
+
     from common import mmm, report, table
-
-
-class Person(BaseModel):
-    name: str = Field(min_length=3, max_length=30)
-    age: int = Field(ge=0, le=130)
-
-    @field_validator("name")
-    @classmethod
-    def full_name(cls, v: str) -> str:
-        if len(v.split()) < 2:
-            raise ValueError("give first and last name")
-        return v
 
 
 TEXTS = ["Ada Lovelace died in 1852 at the age of 36.",
@@ -63,14 +54,7 @@ def main() -> None:
                 meta = out["raw"].response_metadata
                 toks.append(out["raw"].usage_metadata["output_tokens"])
                 fin = [p for p in meta["particles"] if p["finished"]]
-                good = 0
-                for p in fin:
-                    try:
-                        Person.model_validate_json(p["text"])
-                        good += 1
-                    except ValueError:
-                        pass
-                ok.append(good / max(1, len(fin)))
+                ok.append(sum(parses(Person, p["text"]) for p in fin) / max(1, len(fin)))
         rows.append((N, mmm(secs, "{:.2f}"), f"{statistics.median(toks):.0f}",
                      mmm(ok, "{:.2f}")))
     body = table(["N particles", "seconds per invoke (min/med/max)", "tokens per invoke (median)",

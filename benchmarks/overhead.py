@@ -22,7 +22,6 @@ import statistics
 import time
 
 import torch
-from pydantic import BaseModel
 
 from awrs_adapters import generate, models
 from awrs_adapters.constraints import JSONSchema
@@ -30,17 +29,13 @@ from awrs_adapters.integrations.transformers import smc_generate
 
 try:
     from benchmarks.common import mmm, report, table
+    from benchmarks.tasks import PERSON_PROMPT as PROMPT
+    from benchmarks.tasks import Person
 except ImportError:
+    from tasks import PERSON_PROMPT as PROMPT
+    from tasks import Person
+
     from common import mmm, report, table
-
-
-class Person(BaseModel):
-    name: str
-    age: int
-
-
-PROMPT = [{"role": "user", "content": "Extract the person as JSON with name and age: "
-           "Ada Lovelace died at 36."}]
 
 
 def main() -> None:

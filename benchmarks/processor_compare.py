@@ -25,7 +25,6 @@ import statistics
 import time
 
 import torch
-from pydantic import BaseModel
 from transformers import LogitsProcessorList
 
 from awrs_adapters import models
@@ -35,17 +34,11 @@ from awrs_adapters.lm.tokenizer_bytes import end_token_ids
 
 try:
     from benchmarks.common import mmm, report, table
+    from benchmarks.tasks import PERSON_PROMPT, Person, parses
 except ImportError:
+    from tasks import PERSON_PROMPT, Person, parses
+
     from common import mmm, report, table
-
-
-class Person(BaseModel):
-    name: str
-    age: int
-
-
-PROMPT = [{"role": "user", "content": "Extract the person as JSON with name and age: "
-           "Ada Lovelace died at 36."}]
 
 
 def _tokens_and_texts(out: torch.Tensor, start: int, tok, ends: set[int]) -> tuple[int, list[str]]:
@@ -55,14 +48,6 @@ def _tokens_and_texts(out: torch.Tensor, start: int, tok, ends: set[int]) -> tup
         total += n
         texts.append(tok.decode([t for t in row[:n] if t not in ends]))
     return total, texts
-
-
-def _valid(text: str) -> bool:
-    try:
-        Person.model_validate_json(text)
-        return True
-    except ValueError:
-        return False
 
 
 def main() -> None:
@@ -77,7 +62,7 @@ def main() -> None:
     sizes = (1, 4, 8) if a.full else (1, 4)
     lm = models.load()
     model, tok = lm.model, lm.tokenizer
-    ids = lm.encode_prompt(PROMPT)
+    ids = lm.encode_prompt(PERSON_PROMPT)
     inputs = {"input_ids": torch.tensor([ids]),
               "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
     ends = set(end_token_ids(tok))
@@ -124,7 +109,7 @@ def main() -> None:
             for r in range(repeats):
                 secs, n, texts = run(name, N, r)
                 ms.append(1000 * secs / n)
-                ok.append(sum(map(_valid, texts)) / len(texts))
+                ok.append(sum(parses(Person, t) for t in texts) / len(texts))
             med[name] = statistics.median(ms)
             stats[name] = (ms, ok)
         for name in names:
