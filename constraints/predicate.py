@@ -60,8 +60,11 @@ class Predicate(Constraint):
 
     Args:
         complete: ``fn(text) -> bool`` on a finished output.
-        prefix: ``fn(text) -> bool`` on an unfinished output (UTF-8, an incomplete
-            trailing character held back). Must be sound (see module doc). Default: accept.
+        prefix: ``fn(text) -> bool`` on an unfinished output. Must be sound (see module
+            doc). Default: accept. When a token ends inside a multi-byte character that
+            one more byte completes, the prefix is kept if ``prefix(text + ch)`` holds for
+            some such character ``ch`` (so a byte fragment of "é" is rejected at once where
+            only ASCII may follow); otherwise the incomplete character is held back.
         errors: ``"raise"`` (default) reports a check that raises as
             :class:`~awrs_adapters.errors.ConstraintError`; ``"reject"`` treats it as False.
         name: used in error messages.
@@ -102,6 +105,30 @@ class Predicate(Constraint):
         return f"Predicate({self.name})"
 
 
+def _last_char_options(data: bytes) -> list[str] | None:
+    """The characters an incomplete trailing UTF-8 sequence of ``data`` can become, when
+    one more byte finishes it (at most 64); None when ``data`` ends on a character
+    boundary or more than one byte is missing (too many options: the prefix check then
+    sees the text without the partial character, which is sound but less sharp)."""
+    if not data or data[-1] < 0x80:
+        return None
+    start = len(data) - 1
+    while start > 0 and len(data) - start < 4 and 0x80 <= data[start] < 0xC0:
+        start -= 1
+    lead = data[start]
+    need = 2 if 0xC2 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF5 else 0
+    tail = data[start:]
+    if need == 0 or len(tail) != need - 1:
+        return None
+    out = []
+    for b in range(0x80, 0xC0):
+        try:
+            out.append((tail + bytes([b])).decode("utf-8"))
+        except UnicodeDecodeError:  # overlong forms, surrogates, > U+10FFFF
+            continue
+    return out
+
+
 class _PredicateBound(BoundConstraint):
     """State: the bytes generated so far (immutable)."""
 
@@ -131,7 +158,16 @@ class _PredicateBound(BoundConstraint):
             return False
         if self.pred.prefix_fn is None:
             return True
-        text = decode_prefix(state + self._tokens[token_id])
+        data = state + self._tokens[token_id]
+        text = decode_prefix(data)
+        chars = _last_char_options(data)
+        if chars is not None:
+            # the text ends inside a character: viable iff some way to finish that
+            # character is (a sound check rejects text + ch only if nothing extends it)
+            return any(self._prefix_ok(text + ch) for ch in chars)
+        return self._prefix_ok(text)
+
+    def _prefix_ok(self, text: str) -> bool:
         hit = self._prefix_cache.get(text)
         if hit is None:
             hit = self.pred.check_prefix(text)

@@ -1,0 +1,62 @@
+"""Predicate prefix checks on tokens that end inside a multi-byte UTF-8 character.
+
+A token may carry part of a character (``b"\\xc3"`` of "é"). The prefix check then asks
+whether some way to finish the character keeps the text viable (one byte missing: at most
+64 options), and holds the character back otherwise. Either way the check stays sound:
+with or without prefix checks the exact posterior is the same.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from awrs_adapters.constraints import Predicate
+from awrs_adapters.testing import exact_posterior, total_variation
+from awrs_adapters.vocab import Vocabulary
+
+from conftest import hashed_lm
+
+# "a", both bytes of "é" (c3 a9) apart and together, "中" (e4 b8 ad) in pieces, EOS
+TOKENS = [b"a", b"\xc3", b"\xa9", b"\xc3\xa9", b"\xe4", b"\xb8\xad", b"\xe4\xb8", b"\xad", b""]
+EOS = len(TOKENS) - 1
+
+
+def only(chars: str) -> Predicate:
+    allowed = set(chars)
+    return Predicate(complete=lambda s: bool(s) and set(s) <= allowed,
+                     prefix=lambda s: set(s) <= allowed, name=f"only {chars!r}")
+
+
+def check(pred: Predicate, prefix: bytes, token: bytes) -> bool:
+    vocab = Vocabulary(TOKENS, EOS)
+    bound = pred.bind(vocab)
+    return bound.check(prefix, TOKENS.index(token))
+
+
+def test_a_fragment_is_rejected_when_no_way_to_finish_the_character_fits():
+    assert not check(only("a"), b"a", b"\xc3")        # no "é" allowed: c3 is a dead end
+    assert check(only("aé"), b"a", b"\xc3")           # c3 may become "é"
+    assert check(only("aé"), b"a\xc3", b"\xa9")       # and does
+    assert not check(only("a"), b"a", b"\xe4\xb8")    # one byte from "中"-like CJK: none fit
+    assert check(only("a中"), b"a", b"\xe4\xb8")
+    # two bytes missing (4,096 options): held back, accepted; the next byte decides
+    assert check(only("a"), b"a", b"\xe4")
+    assert not check(only("a"), b"a\xe4", b"\xb8\xad")
+
+
+def test_invalid_sequences_are_rejected():
+    vocab = Vocabulary([b"\xe0", b"\x80", b""], 2)
+    bound = only("aé").bind(vocab)
+    # e0 80 .. is an overlong form: no byte can finish it into a character
+    assert not bound.check(b"\xe0", 1)
+
+
+@pytest.mark.parametrize("chars", ["a", "aé", "a中", "é中"])
+def test_prefix_checks_do_not_change_the_exact_posterior(chars):
+    lm = hashed_lm(TOKENS, EOS, seed=3)
+    with_prefix = only(chars)
+    end_only = Predicate(complete=with_prefix.complete_fn)
+    p1, z1 = exact_posterior(lm, with_prefix, 4)
+    p2, z2 = exact_posterior(lm, end_only, 4)
+    assert z1 == pytest.approx(z2, rel=1e-12) and z1 > 0
+    assert total_variation(p1, p2) < 1e-12
