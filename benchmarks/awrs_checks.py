@@ -9,7 +9,6 @@ token with p > 0 (|V| per step).
 from __future__ import annotations
 
 import argparse
-import statistics
 import string
 import time
 
@@ -20,9 +19,9 @@ from awrs_adapters.constraints import Predicate
 from awrs_adapters.lm import FunctionLM
 
 try:
-    from benchmarks.common import report, table
+    from benchmarks.common import mmm, report, table
 except ImportError:
-    from common import report, table
+    from common import mmm, report, table
 
 
 def make_lm(V: int, seed: int = 0) -> FunctionLM:
@@ -66,11 +65,11 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 cpt.append(res.stats.checks_per_token)
                 spt.append(dt / res.stats.tokens)
-            rows.append((f"{share:.3f}", method, f"{statistics.median(cpt):.1f}",
-                         f"{statistics.median(spt):.5f}"))
+            rows.append((f"{share:.3f}", method, mmm(cpt, "{:.1f}"),
+                         mmm([1000 * x for x in spt], "{:.2f}")))
     body = (f"V = {a.vocab}, N = {a.particles}, max_tokens = {a.tokens}, {a.repeats} repeats\n\n"
-            + table(["valid share of V", "method", "checks/token (median)",
-                     "seconds/token (median)"], rows))
+            + table(["valid share of V", "method", "checks/token (min/med/max)",
+                     "ms/token (min/med/max)"], rows))
     report("awrs_checks", "Checks per token: AWRS vs exact masking (FunctionLM, slow predicate)", body)
 
 
