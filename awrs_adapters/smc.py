@@ -127,14 +127,14 @@ class SMC:
         self.eos = lm.vocab.eos_token_id
         proposal_c, self.critics = split(as_constraint(constraint))
         self.bound = proposal_c.bind(lm.vocab)
-        self.N = 1 if float(temperature) == 0.0 else int(num_particles)
+        self.temperature = float(temperature)
+        self.greedy = self.temperature == 0.0
+        self.N = 1 if self.greedy else int(num_particles)
         self.max_tokens = int(max_tokens)
         self.method = method
         self.tau = 0.0 if method in ("lcd", "sample-verify") else float(ess_threshold)
         self.resampling = resampling
-        self.temperature = float(temperature)
         self.rng = rng
-        self.greedy = self.temperature == 0.0
         if self.greedy:  # the most probable valid token at each step; no weights
             self.proposal: Any = AWRS("improper", switch=switch, greedy=True)
             self.tau = 0.0

@@ -31,9 +31,10 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..errors import ConstraintError
 from ..vocab import Vocabulary
@@ -41,6 +42,7 @@ from ..vocab import Vocabulary
 __all__ = [
     "SENTINEL",
     "CacheStats",
+    "ResultCache",
     "cache_dir",
     "cache_stats",
     "clear_memory_cache",
@@ -60,6 +62,43 @@ _MEMORY_ENTRIES = 32
 _lock = threading.Lock()
 _indexes: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _vocabs: OrderedDict[str, Any] = OrderedDict()
+
+
+_V = TypeVar("_V")
+
+
+class ResultCache(Generic[_V]):
+    """A bounded least-recently-used map from a key (text) to a check's result.
+
+    Slow-path checks (predicates, potentials, the final JSON-schema check) see the same
+    texts again and again across particles and steps; this keeps their results.
+
+    Example::
+
+        c = ResultCache(maxsize=2)
+        c.get_or("a", len)   # computes 1
+        c.get_or("a", len)   # cached
+    """
+
+    def __init__(self, maxsize: int = 65536) -> None:
+        self.maxsize = maxsize
+        self._d: OrderedDict[Hashable, _V] = OrderedDict()
+
+    def get_or(self, key: Hashable, compute: Callable[[Any], _V]) -> _V:
+        """The cached result for ``key``, or ``compute(key)`` stored (evicting the oldest)."""
+        d = self._d
+        try:
+            v = d[key]
+        except KeyError:
+            v = d[key] = compute(key)
+            if len(d) > self.maxsize:
+                d.popitem(last=False)
+            return v
+        d.move_to_end(key)
+        return v
+
+    def __len__(self) -> int:
+        return len(self._d)
 
 
 @dataclass

@@ -22,26 +22,17 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any, Literal
 
 from ..errors import ConfigError, ConstraintError
 from ..vocab import Vocabulary, decode_prefix
 from .base import BoundConstraint, Constraint
+from .cache import ResultCache
 
 __all__ = ["Potential", "Predicate"]
-
-_CACHE_SIZE = 65536
-
-
-class _LRU(OrderedDict):
-    def put(self, key: Hashable, value: Any) -> None:
-        self[key] = value
-        if len(self) > _CACHE_SIZE:
-            self.popitem(last=False)
-
 
 def _call(fn: Callable[[str], Any], text: str, what: str, errors: str, name: str) -> Any:
     try:
@@ -105,7 +96,7 @@ class Predicate(Constraint):
         return f"Predicate({self.name})"
 
 
-def _last_char_options(data: bytes) -> list[str] | None:
+def _last_char_options(data: bytes) -> tuple[str, ...] | None:
     """The characters an incomplete trailing UTF-8 sequence of ``data`` can become, when
     one more byte finishes it (at most 64); None when ``data`` ends on a character
     boundary or more than one byte is missing (too many options: the prefix check then
@@ -115,9 +106,13 @@ def _last_char_options(data: bytes) -> list[str] | None:
     start = len(data) - 1
     while start > 0 and len(data) - start < 4 and 0x80 <= data[start] < 0xC0:
         start -= 1
-    lead = data[start]
+    return _finishing_chars(data[start:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _finishing_chars(tail: bytes) -> tuple[str, ...] | None:
+    lead = tail[0]
     need = 2 if 0xC2 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF5 else 0
-    tail = data[start:]
     if need == 0 or len(tail) != need - 1:
         return None
     out = []
@@ -126,7 +121,7 @@ def _last_char_options(data: bytes) -> list[str] | None:
             out.append((tail + bytes([b])).decode("utf-8"))
         except UnicodeDecodeError:  # overlong forms, surrogates, > U+10FFFF
             continue
-    return out
+    return tuple(out)
 
 
 class _PredicateBound(BoundConstraint):
@@ -140,20 +135,16 @@ class _PredicateBound(BoundConstraint):
         self._tokens = vocab.tokens
         self._eos = vocab.eos_token_id
         self._special = vocab.special_ids
-        self._prefix_cache = _LRU()
-        self._complete_cache = _LRU()
+        self._prefix_cache: ResultCache[bool] = ResultCache()
+        self._complete_cache: ResultCache[bool] = ResultCache()
 
     def initial_state(self) -> bytes:
         return b""
 
     def check(self, state: bytes, token_id: int) -> bool:
         if token_id == self._eos:
-            text = state.decode("utf-8", errors="replace")
-            hit = self._complete_cache.get(text)
-            if hit is None:
-                hit = self.pred.accepts(text)
-                self._complete_cache.put(text, hit)
-            return hit
+            return self._complete_cache.get_or(state.decode("utf-8", errors="replace"),
+                                               self.pred.accepts)
         if token_id in self._special:
             return False
         if self.pred.prefix_fn is None:
@@ -164,15 +155,9 @@ class _PredicateBound(BoundConstraint):
         if chars is not None:
             # the text ends inside a character: viable iff some way to finish that
             # character is (a sound check rejects text + ch only if nothing extends it)
-            return any(self._prefix_ok(text + ch) for ch in chars)
-        return self._prefix_ok(text)
-
-    def _prefix_ok(self, text: str) -> bool:
-        hit = self._prefix_cache.get(text)
-        if hit is None:
-            hit = self.pred.check_prefix(text)
-            self._prefix_cache.put(text, hit)
-        return hit
+            return any(self._prefix_cache.get_or(text + ch, self.pred.check_prefix)
+                       for ch in chars)
+        return self._prefix_cache.get_or(text, self.pred.check_prefix)
 
     def advance(self, state: bytes, token_id: int) -> bytes:
         if token_id == self._eos:
@@ -212,22 +197,20 @@ class Potential(Constraint):
         self.prefix_fn = prefix
         self.errors = errors
         self.name = name or getattr(complete, "__name__", "Potential")
-        self._cache: _LRU = _LRU()
+        self._cache: ResultCache[float] = ResultCache()
 
     def _score(self, fn: Callable[[str], float], text: str, what: str) -> float:
-        key = (what, text)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        v = _call(fn, text, what, self.errors, self.name)
-        v = -math.inf if v is None else float(v)
-        if math.isnan(v) or v == math.inf:
-            raise ConstraintError(
-                f"{self.name}'s {what} score is {v} on text {text!r}; return a finite "
-                "log-weight or -inf"
-            )
-        self._cache.put(key, v)
-        return v
+        def compute(key: tuple[str, str]) -> float:
+            v = _call(fn, text, what, self.errors, self.name)
+            v = -math.inf if v is None else float(v)
+            if math.isnan(v) or v == math.inf:
+                raise ConstraintError(
+                    f"{self.name}'s {what} score is {v} on text {text!r}; return a finite "
+                    "log-weight or -inf"
+                )
+            return v
+
+        return self._cache.get_or((what, text), compute)
 
     def log_prefix(self, text: str) -> float:
         """Twist on an unfinished output (0 when no prefix function was given)."""

@@ -49,6 +49,7 @@ from ..vocab import Vocabulary
 from .base import BoundConstraint, TokenConstraint
 from .cache import (
     SENTINEL_BYTES,
+    ResultCache,
     compiled_index,
     regex_diagnostic,
     sentinel_id,
@@ -479,12 +480,12 @@ class _SchemaCheck:
             if name not in formats.checkers:
                 formats.checks(name)(fn)
         self.validator = cls(schema, format_checker=formats)
-        self._cache: OrderedDict[str, bool] = OrderedDict()
+        self._cache: ResultCache[bool] = ResultCache(maxsize=4096)
 
     def __call__(self, text: str) -> bool:
-        hit = self._cache.get(text)
-        if hit is not None:
-            return hit
+        return self._cache.get_or(text, self._check)
+
+    def _check(self, text: str) -> bool:
         try:
             value = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
@@ -494,9 +495,6 @@ class _SchemaCheck:
                 ok = bool(self.validator.is_valid(value))
             except Exception:  # the validator cannot decide (unresolvable $ref, ...):
                 ok = True  # leave it to the automaton
-        self._cache[text] = ok
-        if len(self._cache) > 4096:
-            self._cache.popitem(last=False)
         return ok
 
 

@@ -214,3 +214,27 @@ def test_byte_tokens_cannot_spell_the_internal_sentinel():
     assert not b.check(s, 0xF4) and not b.check(s, 256)
     mask = b.fast_mask(s)
     assert mask.sum() == 1 and mask[257]
+
+
+def test_result_cache_keeps_the_recently_used_and_skips_failures():
+    from awrs_adapters.constraints.cache import ResultCache
+
+    calls = []
+
+    def compute(k: str) -> int:
+        calls.append(k)
+        if k == "bad":
+            raise ValueError(k)
+        return len(k)
+
+    c: ResultCache[int] = ResultCache(maxsize=2)
+    assert c.get_or("a", compute) == 1 and c.get_or("bb", compute) == 2
+    assert c.get_or("a", compute) == 1          # a hit makes "a" the most recent
+    c.get_or("ccc", compute)                     # evicts "bb", the least recent
+    assert c.get_or("a", compute) == 1 and calls == ["a", "bb", "ccc"]
+    c.get_or("bb", compute)
+    assert calls[-1] == "bb" and len(c) == 2
+    with pytest.raises(ValueError):
+        c.get_or("bad", compute)
+    with pytest.raises(ValueError):              # a failure is not stored
+        c.get_or("bad", compute)
