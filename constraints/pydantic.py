@@ -59,7 +59,7 @@ from typing import Any, Literal
 from ..errors import ConstraintError
 from .predicate import Predicate
 from .product import And
-from .regex import JSONSchema, _forbid_extra
+from .regex import JSONSchema, forbid_extra_keys
 
 __all__ = ["Pydantic", "partial_json"]
 
@@ -440,7 +440,7 @@ class Pydantic(And):
         self.model = model
         try:
             raw_schema = model.schema() if self._v1 else model.model_json_schema()
-            schema = _forbid_extra(raw_schema)
+            schema = forbid_extra_keys(raw_schema)
         except Exception as e:
             raise ConstraintError(f"cannot derive a JSON schema from {model.__name__}: {e}") from e
         fast = JSONSchema(schema, backend=backend, whitespace_pattern=whitespace_pattern,
@@ -449,24 +449,22 @@ class Pydantic(And):
         # pydantic.v1 models have no pydantic-core schema to check closed values with:
         # their validators run on the finished output only
         self._prefix = _PrefixCheck(model) if prefix_checks and not self._v1 else None
+        if self._v1:
+            from pydantic.v1 import ValidationError as V1Error
+
+            self._parse, self._invalid = model.parse_raw, V1Error
+        else:
+            from pydantic import ValidationError
+
+            self._parse, self._invalid = model.model_validate_json, ValidationError
         slow = Predicate(complete=self._complete, prefix=self._prefix, errors=errors,
                          name=model.__name__)
         super().__init__(fast, slow)
 
     def _complete(self, text: str) -> bool:
-        if self._v1:
-            from pydantic.v1 import ValidationError as V1Error
-
-            try:
-                self.model.parse_raw(text)
-            except V1Error:
-                return False
-            return True
-        from pydantic import ValidationError
-
         try:
-            self.model.model_validate_json(text)
-        except ValidationError:
+            self._parse(text)
+        except self._invalid:
             return False
         return True
 

@@ -56,7 +56,7 @@ from .cache import (
     sentinel_suffix_ids,
 )
 
-__all__ = ["DEFAULT_JSON_BACKEND", "JSONSchema", "Regex", "schema_dict"]
+__all__ = ["DEFAULT_JSON_BACKEND", "JSONSchema", "Regex", "forbid_extra_keys", "schema_dict"]
 
 #: The JSONSchema backend of ``backend="auto"``, chosen by benchmarks/jsonschemabench.py.
 DEFAULT_JSON_BACKEND = "llguidance"
@@ -388,8 +388,8 @@ def schema_dict(schema: Any) -> dict:
 
         try:
             if issubclass(schema, BaseModel):
-                return _forbid_extra(schema.model_json_schema())
-            return _forbid_extra(TypeAdapter(schema).json_schema())
+                return forbid_extra_keys(schema.model_json_schema())
+            return forbid_extra_keys(TypeAdapter(schema).json_schema())
         except Exception as e:
             raise ConstraintError(
                 f"cannot derive a JSON schema from {schema!r}: {e}; pass a pydantic model, "
@@ -498,16 +498,16 @@ class _SchemaCheck:
         return ok
 
 
-def _forbid_extra(schema: Any) -> Any:
+def forbid_extra_keys(schema: Any) -> Any:
     """``additionalProperties: false`` wherever an object schema with properties leaves
     it unset: the keys of a Python type's schema are all its keys (pydantic would ignore
     extra keys, and a model left free to add keys may write them until max_tokens).
     Outlines' outlines-core backend does the same for every schema."""
     if isinstance(schema, list):
-        return [_forbid_extra(x) for x in schema]
+        return [forbid_extra_keys(x) for x in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _forbid_extra(v) for k, v in schema.items()}
+    out = {k: forbid_extra_keys(v) for k, v in schema.items()}
     if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
         out["additionalProperties"] = False
     return out

@@ -337,7 +337,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         from langchain_core.utils.pydantic import is_basemodel_subclass
 
         from ..constraints import JSONSchema, Pydantic
-        from ..constraints.regex import _forbid_extra
+        from ..constraints.regex import forbid_extra_keys
 
         is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
         if schema is None:
@@ -349,7 +349,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         else:
             # as in strict structured output elsewhere: only the schema's keys (JSON
             # Schema's default would let the model add keys until max_tokens)
-            constraint = JSONSchema(_forbid_extra(convert_to_json_schema(schema)))
+            constraint = JSONSchema(forbid_extra_keys(convert_to_json_schema(schema)))
         parser: Runnable = (PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
                             if is_model else JsonOutputParser())
         llm = self.bind(
