@@ -13,7 +13,6 @@ Run: python cookbook/05_regex_and_soft_potential.py [--particles 8] [--seeds 6]
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 
 from awrs_adapters import generate, models
@@ -44,9 +43,8 @@ def main(particles: int = 8, seeds: int = 6) -> dict[str, float]:
     out = {k: statistics.mean(v) for k, v in means.items()}
     print(f"posterior mean letters over {seeds} seeds: regex only {out['regex only']:.2f}, "
           f"with the potential {out['regex & potential']:.2f}")
-    # the claims: the preference moves the posterior, and it is soft (never a zero weight)
-    assert out["regex & potential"] <= out["regex only"]
-    assert math.isfinite(shorter.log_complete("abcdefgh999"))
+    # the claim: the preference moves the posterior towards shorter names
+    assert out["regex & potential"] < out["regex only"]
     return out
 
 
