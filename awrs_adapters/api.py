@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,7 @@ def generate(
     temperature: float = 1.0,
     seed: int | np.random.Generator | None = None,
     estimator: str = "recursive",
+    stop: Sequence[str] | None = None,
 ) -> SMCResult:
     """Sample from ``P(x) ∝ Q(x | prompt)·C(x)`` over strings of at most ``max_tokens`` tokens.
 
@@ -67,6 +69,9 @@ def generate(
             valid token at each step (deterministic, biased like masking, ``log_ml`` None).
         seed: int, ``numpy.random.Generator`` or None; the same seed reproduces a run.
         estimator: AWRS weight estimator: ``"recursive"`` (default) or ``"geometric"``.
+        stop: stop sequences. An output ends where the first one appears (it is not
+            included); the text before it must pass the constraint's complete check, and
+            the sampler proposes stops only where it does (see :mod:`awrs_adapters.stops`).
 
     Returns:
         An :class:`~awrs_adapters.results.SMCResult`; ``result.ok`` is False (and
@@ -93,5 +98,6 @@ def generate(
         temperature=temperature,
         rng=make_rng(seed),
         estimator=estimator,
+        stop=stop,
     )
     return smc.run()

@@ -53,9 +53,13 @@ from .constraints.base import BoundConstraint
 from .errors import ConfigError
 from .gumbel import LazyOrder, gumbel_orders
 
-__all__ = ["AWRS", "TokenDraw"]
+__all__ = ["AWRS", "TokenDraw", "float64_rows"]
 
-LOG_EPS = 1e-12  # remaining mass below which every candidate counts as rejected
+#: the remaining mass is recomputed exactly (a sum over the tokens left) whenever the
+#: running value ``1 − Σ rejected`` has fallen this far below the last exact one:
+#: subtraction loses relative precision as M shrinks, and a valid token of mass 1e-13
+#: must still be found and weighted right
+_REFRESH = 1e-4
 
 Estimator = Literal["recursive", "geometric", "improper"]
 
@@ -71,6 +75,60 @@ class TokenDraw:
 
 
 _DEAD = float("-inf")
+
+
+class _Remaining:
+    """The candidates of one draw not yet rejected, and their mass ``M``.
+
+    Rejections come one token at a time, or as a whole subtree of the byte trie when the
+    constraint proves a byte prefix dead (``BoundConstraint.dead_prefix``).
+    """
+
+    __slots__ = ("M", "dead", "exact", "lp", "rejected")
+
+    def __init__(self, lp: np.ndarray) -> None:
+        self.lp = lp  # [V] float64 log-probabilities, normalised in float64
+        self.M = 1.0
+        self.exact = 1.0  # the last exactly computed M
+        self.dead: np.ndarray | None = None  # [V] bool, allocated on first need
+        self.rejected: list[int] = []
+
+    def is_dead(self, y: int) -> bool:
+        return self.dead is not None and bool(self.dead[y])
+
+    def _dead(self) -> np.ndarray:
+        if self.dead is None:
+            self.dead = np.zeros(len(self.lp), dtype=bool)
+            self.dead[self.rejected] = True
+        return self.dead
+
+    def reject(self, y: int) -> None:
+        self.M -= math.exp(float(self.lp[y]))
+        self.rejected.append(y)
+        if self.dead is not None:
+            self.dead[y] = True
+        if self.M < _REFRESH * self.exact:
+            self.refresh()
+
+    def reject_all(self, ids: np.ndarray) -> None:
+        dead = self._dead()
+        new = ids[~dead[ids]]
+        dead[new] = True
+        self.rejected.extend(new.tolist())
+        self.M -= float(np.exp(self.lp[new]).sum())
+        if self.M < _REFRESH * self.exact:
+            self.refresh()
+
+    def restrict(self, keep: np.ndarray) -> float:
+        """Reject everything outside ``keep`` ([V] bool); return the exact new M."""
+        dead = self._dead()
+        dead |= ~keep
+        return self.refresh()
+
+    def refresh(self) -> float:
+        dead = self._dead()
+        self.M = self.exact = float(np.exp(self.lp[~dead]).sum())
+        return self.M
 
 
 class _SwitchPolicy:
@@ -143,8 +201,7 @@ class AWRS:
     ) -> list[TokenDraw]:
         """One draw per row of ``logp`` (``[n, V]`` normalised log-probabilities)."""
         orders = gumbel_orders(logp, rng, greedy=self.greedy)
-        # per-token reads in the loop go through numpy (a torch scalar read costs ~µs)
-        lp = logp.detach().to("cpu", torch.float64).numpy()
+        lp = float64_rows(logp)
         out = []
         for r, order in enumerate(orders):
             if bound.trivial:
@@ -158,19 +215,29 @@ class AWRS:
 
     # -- the fast-mask switch -------------------------------------------------------
     def _mask(
-        self, lp: np.ndarray, order: LazyOrder, bound: BoundConstraint, state: Any,
-        rejected: list[int],
+        self, order: LazyOrder, bound: BoundConstraint, state: Any, rest: _Remaining
     ) -> tuple[LazyOrder, float]:
         t0 = time.perf_counter()
         mask = bound.fast_mask(state)
         assert mask is not None
-        keep = np.array(mask, dtype=bool)  # a copy: the constraint may cache its masks
-        if rejected:
-            keep[rejected] = False
-        mass = float(np.exp(lp[keep]).sum())
-        keys = order.keys.masked_fill(~torch.from_numpy(keep).to(order.keys.device), float("-inf"))
+        mass = rest.restrict(np.asarray(mask, dtype=bool))
+        keep = torch.from_numpy(~rest._dead()).to(order.keys.device)
+        keys = order.keys.masked_fill(~keep, float("-inf"))
         self.policy.record_mask(time.perf_counter() - t0)
         return LazyOrder(keys), mass
+
+    @staticmethod
+    def _reject(rest: _Remaining, bound: BoundConstraint, state: Any, y: int) -> None:
+        """Reject ``y`` and, for a slow constraint, the dead subtree it proves."""
+        n = bound.dead_prefix(state, y) if bound.has_slow else None
+        if n:
+            ids = bound.vocab.trie.with_prefix(bound.vocab.tokens[y][:n])
+            if len(ids) > 1:
+                rest.reject_all(ids)
+                if not rest.is_dead(y):  # y is special-cased out of the trie
+                    rest.reject(y)
+                return
+        rest.reject(y)
 
     # -- estimators ---------------------------------------------------------------
     def _recursive(
@@ -178,46 +245,48 @@ class AWRS:
     ) -> TokenDraw:
         improper = self.estimator == "improper"
         can_mask = bound.has_fast
-        M = 1.0
+        rest = _Remaining(lp)
         checks = masks = 0
-        rejected: list[int] = []
         t_start = time.perf_counter()
         i = 0
         masked = False
         while True:
-            if (can_mask and not masked and rejected
-                    and self.policy.should_switch(len(rejected), time.perf_counter() - t_start)):
-                order, M = self._mask(lp, order, bound, state, rejected)
+            if (can_mask and not masked and rest.rejected
+                    and self.policy.should_switch(len(rest.rejected), time.perf_counter() - t_start)):
+                order, _ = self._mask(order, bound, state, rest)
                 masks += 1
                 masked = True
                 i = 0
-                if M <= LOG_EPS:
+                if rest.M <= 0.0:
                     return TokenDraw(None, _DEAD, checks, masks)
                 if not bound.has_slow:  # the mask is exact: the draw and Z are exact
                     y = order.get(0)
                     if y is None:
                         return TokenDraw(None, _DEAD, checks, masks)
-                    return TokenDraw(y, 0.0 if improper else math.log(M), checks, masks)
+                    return TokenDraw(y, 0.0 if improper else math.log(rest.M), checks, masks)
             y = order.get(i)
-            if y is None:
-                return TokenDraw(None, _DEAD, checks, masks)
-            ok = bound.check(state, y)
-            checks += 1
-            if ok:
-                if improper:
-                    return TokenDraw(y, 0.0, checks, masks)
-                y2 = order.get(i + 1)
-                if y2 is None:
-                    return TokenDraw(y, math.log(M), checks, masks)
-                checks += 1
-                if bound.check(state, y2):
-                    return TokenDraw(y, math.log(M), checks, masks)
-                return TokenDraw(y, float(lp[y]), checks, masks)  # M·F = p(y)
-            M -= math.exp(float(lp[y]))
-            rejected.append(y)
-            if M <= LOG_EPS and not self.greedy:
+            if y is None:  # every candidate with p > 0 was rejected: a dead end
                 return TokenDraw(None, _DEAD, checks, masks)
             i += 1
+            if rest.is_dead(y):  # in a subtree already rejected
+                continue
+            checks += 1
+            if bound.check(state, y):
+                if improper:
+                    return TokenDraw(y, 0.0, checks, masks)
+                y2 = order.get(i)
+                while y2 is not None and rest.is_dead(y2):
+                    i += 1
+                    y2 = order.get(i)
+                if y2 is None:
+                    return TokenDraw(y, math.log(rest.M), checks, masks)
+                checks += 1
+                if bound.check(state, y2):
+                    return TokenDraw(y, math.log(rest.M), checks, masks)
+                return TokenDraw(y, float(lp[y]), checks, masks)  # M·F = p(y)
+            self._reject(rest, bound, state, y)
+            if rest.M <= 0.0:
+                return TokenDraw(None, _DEAD, checks, masks)
 
     def _geometric(
         self,
@@ -228,37 +297,40 @@ class AWRS:
         rng: np.random.Generator,
     ) -> TokenDraw:
         k = self.max_accepts
-        M = 1.0  # mass not rejected (accepted tokens included)
-        acc_ids: list[int] = []
+        rest = _Remaining(lp)  # rest.M: mass not rejected (accepted tokens included)
         MA = 0.0
         trials = accepts = checks = masks = 0
         first: int | None = None
-        rejected: list[int] = []
+        has_accepts = False
         t_start = time.perf_counter()
         i = 0
         masked = False
         while accepts < k:
-            if (bound.has_fast and not masked and first is None and rejected
-                    and self.policy.should_switch(len(rejected), time.perf_counter() - t_start)):
-                order, M = self._mask(lp, order, bound, state, rejected)
+            if (bound.has_fast and not masked and first is None and rest.rejected
+                    and self.policy.should_switch(len(rest.rejected), time.perf_counter() - t_start)):
+                order, _ = self._mask(order, bound, state, rest)
                 masks += 1
                 masked = True
                 i = 0
                 # no shortcut to the exact Z here: the trials already counted condition
                 # the negative-binomial estimate, so the process continues on the mask
-            if M <= LOG_EPS:
+            M = rest.M
+            if M <= 0.0:
                 return TokenDraw(None, _DEAD, checks, masks)
             if M < 1.0:  # phantom draws landing on already-rejected mass
                 trials += int(rng.geometric(min(M, 1.0))) - 1
             trials += 1
-            if acc_ids and rng.random() * M < MA:
+            if has_accepts and rng.random() * M < MA:
                 accepts += 1  # a repeat of an accepted token: valid, no check needed
                 continue
             y = order.get(i)
+            while y is not None and rest.is_dead(y):
+                i += 1
+                y = order.get(i)
             if y is None:  # numerically nothing unvisited is left: the draw is from A
-                if not acc_ids:
+                if not has_accepts:
                     return TokenDraw(None, _DEAD, checks, masks)
-                M = MA
+                rest.M = MA
                 accepts += 1
                 continue
             i += 1
@@ -267,15 +339,27 @@ class AWRS:
             else:
                 ok = bound.check(state, y)
                 checks += 1
-            py = math.exp(float(lp[y]))
             if ok:
-                acc_ids.append(y)
-                MA += py
+                has_accepts = True
+                MA += math.exp(float(lp[y]))
                 accepts += 1
                 if first is None:
                     first = y
             else:
-                M -= py
-                rejected.append(y)
+                self._reject(rest, bound, state, y)
         assert first is not None
         return TokenDraw(first, math.log((k - 1) / (trials - 1)), checks, masks)
+
+
+def float64_rows(logp: torch.Tensor) -> np.ndarray:
+    """``[n, V]`` log-probabilities renormalised in float64, as numpy.
+
+    A float32 row's exp-sum differs from 1 by ~1e-7, so ``M = 1 − Σ rejected`` would
+    cancel when the valid mass is small; per-token reads in the loop then go through
+    numpy (a torch scalar read costs ~µs).
+    """
+    lp = logp.detach().to("cpu", torch.float64)
+    if lp.numel():
+        lse = torch.logsumexp(lp, dim=-1, keepdim=True)
+        lp = lp - torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+    return lp.numpy()

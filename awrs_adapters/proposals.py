@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .awrs import TokenDraw
+from .awrs import TokenDraw, float64_rows
 from .constraints.base import BoundConstraint
 from .gumbel import gumbel_keys, gumbel_orders
 
@@ -56,35 +56,63 @@ class DirectSampler:
 
 
 class MaskSampler:
-    """Exact masking: every token with p > 0 is classified; weight log Z."""
+    """Exact masking: every token with p > 0 is classified; weight log Z.
+
+    A slow constraint is swept in the byte order of the vocabulary's trie, so a dead
+    byte prefix (``BoundConstraint.dead_prefix``) rejects its whole subtree with one call.
+    """
 
     def sample(
         self, logp: torch.Tensor, bound: BoundConstraint, states: Sequence[Any],
         rng: np.random.Generator,
     ) -> list[TokenDraw]:
         keys = gumbel_keys(logp, rng)
-        lp = logp.detach().to("cpu", torch.float64)
+        lp = float64_rows(logp)
         out = []
         for r in range(lp.shape[0]):
             state = states[r]
             row = lp[r]
-            possible = torch.isfinite(row)
+            possible = np.isfinite(row)
             masks = 0
             if bound.has_fast:
-                m = bound.fast_mask(state)
-                possible &= torch.from_numpy(np.asarray(m, dtype=bool))
+                possible &= np.asarray(bound.fast_mask(state), dtype=bool)
                 masks = 1
             checks = 0
             if bound.has_slow:
-                ok = torch.zeros_like(possible)
-                for y in torch.nonzero(possible).flatten().tolist():
-                    checks += 1
-                    ok[y] = bound.check(state, y)
-                possible = ok
-            Z = float(torch.exp(row[possible]).sum())
+                possible, checks = _sweep(bound, state, possible)
+            Z = float(np.exp(row[possible]).sum())
             if Z <= 0.0:
                 out.append(TokenDraw(None, -math.inf, checks, masks))
                 continue
-            k = keys[r].masked_fill(~possible.to(keys.device), float("-inf"))
+            k = keys[r].masked_fill(~torch.from_numpy(possible).to(keys.device), float("-inf"))
             out.append(TokenDraw(int(torch.argmax(k)), math.log(Z), checks, masks))
         return out
+
+
+def _sweep(bound: BoundConstraint, state: Any, possible: np.ndarray) -> tuple[np.ndarray, int]:
+    """The accepted tokens among ``possible`` ([V] bool) and the number of checks."""
+    vocab = bound.vocab
+    tokens = vocab.tokens
+    trie = vocab.trie
+    ok = np.zeros_like(possible)
+    checks = 0
+    order = trie.ids
+    pos, K = 0, len(order)
+    while pos < K:
+        y = int(order[pos])
+        pos += 1
+        if not possible[y]:
+            continue
+        checks += 1
+        if bound.check(state, y):
+            ok[y] = True
+            continue
+        n = bound.dead_prefix(state, y)
+        if n:  # every later token starting with these bytes is rejected too
+            pos = max(pos, trie.span(tokens[y][:n])[1])
+    in_trie = np.zeros_like(possible)
+    in_trie[order] = True
+    for y in np.flatnonzero(possible & ~in_trie).tolist():  # EOS, specials, empty tokens
+        checks += 1
+        ok[y] = bound.check(state, y)
+    return ok, checks

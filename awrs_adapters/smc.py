@@ -29,7 +29,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from .errors import ConfigError, LMError
 from .lm.base import LanguageModel
 from .proposals import DirectSampler, MaskSampler
 from .results import Particle, SMCResult, Stats
+from .stops import StopBound, check_stop
 from .vocab import decode_prefix
 
 __all__ = ["METHODS", "SMC", "validate_args"]
@@ -100,6 +101,9 @@ class SMC:
         rng: the only source of randomness.
         estimator: AWRS estimator for ``awrs-smc`` (``"recursive"`` or ``"geometric"``).
         switch: AWRS fast-mask switch policy.
+        stop: stop sequences: a particle ends at the token that completes the first one,
+            its output being the text before it, which must pass the constraint's
+            complete check (see :mod:`awrs_adapters.stops`).
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class SMC:
         rng: np.random.Generator,
         estimator: str = "recursive",
         switch: str | int = "adaptive",
+        stop: Sequence[str] | None = None,
     ) -> None:
         validate_args(num_particles, max_tokens, method, ess_threshold, resampling, temperature)
         if not isinstance(rng, np.random.Generator):
@@ -126,7 +131,11 @@ class SMC:
         self.vocab = lm.vocab
         self.eos = lm.vocab.eos_token_id
         proposal_c, self.critics = split(as_constraint(constraint))
+        self.stop = check_stop(stop)
         self.bound = proposal_c.bind(lm.vocab)
+        self.stop_bound: StopBound | None = None
+        if self.stop:
+            self.bound = self.stop_bound = StopBound(self.bound, proposal_c.accepts, self.stop)
         self.temperature = float(temperature)
         self.greedy = self.temperature == 0.0
         self.N = 1 if self.greedy else int(num_particles)
@@ -162,9 +171,15 @@ class SMC:
         self.resampled: list[bool] = []
         self.ancestors: list[np.ndarray] = []
         self.stats = Stats()
+        self.phi0 = 0.0
         if self.critics:
-            phi0 = self._critic_prefix("")
-            self.phi[:] = phi0
+            # the weights start at the twist of the empty text, so that the increments
+            # telescope to the complete score: exp(log_ml) then estimates Z itself
+            self.phi0 = self._critic_prefix("")
+            self.phi[:] = self.phi0
+            self.logw[:] = self.phi0
+            if self.phi0 == -math.inf:  # nothing can be accepted: every particle is dead
+                self.status[:] = DEAD
         # a model that merges several end tokens applies temperature to its raw logits
         # (before the merge), which dividing merged log-probabilities cannot reproduce
         self._lm_temperature = (
@@ -175,6 +190,8 @@ class SMC:
             self.batch = lm.start(prompt, N, temperature=self.temperature)  # type: ignore[call-arg]
         else:
             self.batch = lm.start(prompt, N)  # row j <-> j-th live particle, in index order
+        if self.done:
+            self.batch.select([])
         # compiling the constraint and prefilling the prompt are set-up, not decoding
         self.stats.setup_seconds = time.perf_counter() - self.t0
         self.t0 = time.perf_counter()
@@ -265,20 +282,25 @@ class SMC:
             self.logw[i] = -math.inf
             return
         self.logw[i] += d.log_weight
-        if d.token == self.eos:
+        cut = None
+        if self.stop_bound is not None:
+            cut = self.stop_bound.stop_at(self.cstate[i], d.token)
+        if d.token != self.eos:
+            self.token_ids[i] = self.token_ids[i] + (d.token,)
+            self.data[i] = self.data[i] + self.vocab.tokens[d.token]
+        self.cstate[i] = self.bound.advance(self.cstate[i], d.token)
+        if d.token == self.eos or cut is not None:
             self.status[i] = DONE
-            self.cstate[i] = self.bound.advance(self.cstate[i], d.token)
+            if cut is not None:  # a stop sequence: the output is the text before it
+                self.data[i] = self.data[i][:cut]
+                self.stopped[i] = True
             if self.critics:
                 text = self.data[i].decode("utf-8", errors="replace")
                 self.logw[i] += self._critic_complete(text) - self.phi[i]
-        else:
-            self.token_ids[i] = self.token_ids[i] + (d.token,)
-            self.data[i] = self.data[i] + self.vocab.tokens[d.token]
-            self.cstate[i] = self.bound.advance(self.cstate[i], d.token)
-            if self.critics:
-                phi = self._critic_prefix(decode_prefix(self.data[i]))
-                self.logw[i] += phi - self.phi[i]
-                self.phi[i] = phi
+        elif self.critics:
+            phi = self._critic_prefix(decode_prefix(self.data[i]))
+            self.logw[i] += phi - self.phi[i] if phi > -math.inf else -math.inf
+            self.phi[i] = phi
         if self.logw[i] == -math.inf:
             self.status[i] = DEAD
 
@@ -311,10 +333,13 @@ class SMC:
         self.stats.resamples += 1
 
     def finish(self, indices: list[int] | np.ndarray) -> None:
-        """End live particles ``indices`` where they are (e.g. a stop sequence appeared).
+        """End live particles ``indices`` where they are (a stopping criterion fired).
 
-        Their weight stays; no completeness check is applied. Used by integrations
-        that honour ``stop`` sequences; the LM rows of those particles are freed.
+        The output so far is the particle's final text: it must pass the constraint's
+        complete check (the particle dies otherwise), and critics add their complete
+        score, as at EOS. The proposal did not know the criterion, so this weighting is
+        exact but may waste particles; stop *sequences* belong in ``stop=`` instead.
+        The LM rows of those particles are freed.
         """
         live = np.flatnonzero(self.status == LIVE)
         ending = set(int(i) for i in indices) & set(live.tolist())
@@ -325,6 +350,14 @@ class SMC:
         for i in ending:
             self.status[i] = DONE
             self.stopped[i] = True
+            if not self.bound.trivial and not self.bound.check(self.cstate[i], self.eos):
+                self.status[i] = DEAD
+                self.logw[i] = -math.inf
+            elif self.critics:
+                text = self.data[i].decode("utf-8", errors="replace")
+                self.logw[i] += self._critic_complete(text) - self.phi[i]
+                if self.logw[i] == -math.inf:
+                    self.status[i] = DEAD
 
     def committed_prefix(self) -> bytes:
         """Bytes shared by every particle that still has weight: they can no longer change."""
@@ -349,7 +382,7 @@ class SMC:
         self.stats.seconds = time.perf_counter() - self.t0
         particles = [
             Particle(
-                text=self.vocab.decode(self.token_ids[i]),
+                text=self.data[i].decode("utf-8", errors="replace"),
                 token_ids=self.token_ids[i],
                 log_weight=float(self.logw[i]),
                 finished=bool(self.status[i] == DONE),
@@ -374,6 +407,13 @@ class SMC:
         return res
 
     def _hint(self) -> str:
+        if self.phi0 == -math.inf:
+            return (
+                "no particle could start: a potential's prefix score on the empty text is "
+                "-inf, which rules out every output. If some output should be accepted, "
+                "make its prefix function return a finite log-weight on '' (a twist may be "
+                "-inf only where no completion can score above -inf)."
+            )
         n_trunc = int(self.truncated.sum())
         msg = (
             f"all {self.N} particles died: no complete string of at most "
@@ -383,6 +423,13 @@ class SMC:
             msg += (
                 f"{n_trunc} particle(s) reached max_tokens={self.max_tokens} before the "
                 "constraint could end: raise max_tokens. "
+            )
+        if self.stop:
+            msg += (
+                f"Stop sequences {list(self.stop)} end an output where they first appear, "
+                "and the text before them must pass the constraint: a stop the constraint "
+                "needs inside its output (e.g. '\\n' in a multi-line format) makes it "
+                "unsatisfiable. "
             )
         msg += (
             "Try more particles (num_particles), a larger max_tokens, a prompt that asks for "

@@ -3,9 +3,9 @@
 Overview:
 
 * :func:`exact_posterior` enumerates every string of a small :class:`FunctionLM` and
-  returns the exact target ``P(x) ∝ Q(x)·C(x)`` (the product of every check the
-  sampler applies, prefix checks included: equal to ``Q·C`` for sound prefix checks;
-  critics multiply in ``exp(complete score)``) and its normaliser Z.
+  returns the exact target ``P(x) ∝ Q(x)·C(x)`` and its normaliser Z, from the
+  definition alone (the complete check; critics multiply in ``exp(complete score)``),
+  so that an unsound prefix check in the sampler shows up as a wrong posterior.
 * :func:`exact_lcd` is the distribution that locally constrained decoding samples.
 * :func:`check_proper_weighting` runs a token sampler many times and compares the mean
   of ``exp(log w)·1[y = a]`` with ``p(a)·ok(a)`` for every token a.
@@ -25,7 +25,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,65 +52,107 @@ def _critic_logw(critics: list[Any], text: str) -> float:
     return float(sum(c.log_complete(text) for c in critics))
 
 
-def _enumerate(
-    lm: FunctionLM, constraint: Any, max_tokens: int, temperature: float, local: bool
+def _rows(lm: FunctionLM, prefix: tuple[int, ...], temperature: float) -> np.ndarray:
+    lp = lm.logprobs_of(prefix)
+    if temperature != 1.0:
+        lp = torch.log_softmax(lp / temperature, dim=-1)
+    return lp.numpy()
+
+
+def exact_posterior(
+    lm: FunctionLM,
+    constraint: Any,
+    max_tokens: int,
+    *,
+    temperature: float = 1.0,
+    stop: Sequence[str] = (),
 ) -> tuple[dict[str, float], float]:
+    """The exact target over complete strings and its normaliser Z, from the definition.
+
+    Every token sequence of at most ``max_tokens`` tokens is enumerated (the end forced
+    at ``max_tokens`` exactly as the engine does) and weighted by
+    ``Q(x)·C(x)·exp(Σ critics' complete scores)``, where ``C`` is the Boolean parts'
+    whole-string check (``accepts``) of the decoded text. Nothing of the sampler's
+    machinery (prefix checks, masks, look-ahead) enters, so an unsound prefix check shows
+    up as a difference. Control tokens (``vocab.special_ids``) are never part of an
+    output. With ``stop``, an output ends at the token that completes the first stop
+    sequence and is the text before it. Exponential in ``max_tokens``: small problems.
+    """
     proposal, critics = split(as_constraint(constraint))
-    bound = proposal.bind(lm.vocab)
-    eos = lm.vocab.eos_token_id
+    vocab = lm.vocab
+    eos = vocab.eos_token_id
+    stops = [x.encode("utf-8") for x in stop if x]
+    ordinary = [y for y in range(vocab.size) if y != eos and y not in vocab.special_ids]
     out: dict[str, float] = {}
-    total = 0.0
 
-    def visit(prefix: tuple[int, ...], state: Any, logq: float) -> None:
-        nonlocal total
-        lp = lm.logprobs_of(prefix)
-        if temperature != 1.0:
-            lp = torch.log_softmax(lp / temperature, dim=-1)
-        lp = lp.numpy()
-        text_bytes = lm.vocab.token_bytes(prefix)
-        cands = [eos] if len(prefix) >= max_tokens else [y for y in range(len(lp)) if lp[y] > -math.inf]
-        oks = {y: bound.check(state, y) for y in cands}
-        if local and len(prefix) < max_tokens:
-            z = sum(math.exp(lp[y]) for y in cands if oks[y])
-            if z <= 0:
-                return
-            norm = math.log(z)
-        else:
-            norm = 0.0
-        for y in cands:
-            if not oks[y]:
+    def end(data: bytes, logq: float) -> None:
+        text = data.decode("utf-8", errors="replace")
+        if not proposal.accepts(text):
+            return
+        lw = logq + (_critic_logw(critics, text) if critics else 0.0)
+        if lw > -math.inf:
+            out[text] = out.get(text, 0.0) + math.exp(lw)
+
+    def visit(prefix: tuple[int, ...], data: bytes, logq: float) -> None:
+        lp = _rows(lm, prefix, temperature)
+        if lp[eos] > -math.inf:
+            end(data, logq + float(lp[eos]))
+        if len(prefix) >= max_tokens:
+            return
+        for y in ordinary:
+            if lp[y] == -math.inf:
                 continue
-            lq = logq + float(lp[y]) - norm
-            if y == eos:
-                text = text_bytes.decode("utf-8", errors="replace")
-                w = math.exp(lq + (_critic_logw(critics, text) if critics else 0.0))
-                out[text] = out.get(text, 0.0) + w
-                total += w
+            new = data + vocab.tokens[y]
+            cuts = [i for i in (new.find(x) for x in stops) if i >= 0]
+            if cuts:
+                end(new[: min(cuts)], logq + float(lp[y]))
             else:
-                visit(prefix + (y,), bound.advance(state, y), lq)
+                visit(prefix + (y,), new, logq + float(lp[y]))
 
-    visit((), bound.initial_state(), 0.0)
+    visit((), b"", 0.0)
+    total = sum(out.values())
     if total > 0:
         out = {k: v / total for k, v in out.items() if v > 0}
     return out, total
 
 
-def exact_posterior(
-    lm: FunctionLM, constraint: Any, max_tokens: int, *, temperature: float = 1.0
-) -> tuple[dict[str, float], float]:
-    """The exact target over complete strings and its normaliser Z (by enumeration).
-
-    Strings are limited to ``max_tokens`` tokens, the end forced at ``max_tokens``
-    exactly as the engine does. Exponential in ``max_tokens``: small problems only.
-    """
-    return _enumerate(lm, constraint, max_tokens, temperature, local=False)
-
-
 def exact_lcd(
     lm: FunctionLM, constraint: Any, max_tokens: int, *, temperature: float = 1.0
 ) -> dict[str, float]:
-    """The distribution of locally constrained decoding (renormalise over valid tokens)."""
-    return _enumerate(lm, constraint, max_tokens, temperature, local=True)[0]
+    """The distribution that locally constrained decoding samples.
+
+    LCD is defined by the sampler's own token checks (renormalise ``p`` over the tokens
+    the bound constraint accepts at each step), so unlike :func:`exact_posterior` this
+    reference uses them.
+    """
+    proposal, critics = split(as_constraint(constraint))
+    bound = proposal.bind(lm.vocab)
+    eos = lm.vocab.eos_token_id
+    out: dict[str, float] = {}
+
+    def visit(prefix: tuple[int, ...], state: Any, logq: float) -> None:
+        lp = _rows(lm, prefix, temperature)
+        cands = [eos] if len(prefix) >= max_tokens else [
+            y for y in range(len(lp)) if lp[y] > -math.inf]
+        oks = [y for y in cands if bound.check(state, y)]
+        norm = 0.0
+        if len(prefix) < max_tokens:
+            z = sum(math.exp(lp[y]) for y in oks)
+            if z <= 0:
+                return
+            norm = math.log(z)
+        for y in oks:
+            lq = logq + float(lp[y]) - norm
+            if y == eos:
+                text = lm.vocab.token_bytes(prefix).decode("utf-8", errors="replace")
+                w = math.exp(lq + (_critic_logw(critics, text) if critics else 0.0))
+                out[text] = out.get(text, 0.0) + w
+            else:
+                visit(prefix + (y,), bound.advance(state, y), lq)
+
+    visit((), bound.initial_state(), 0.0)
+    total = sum(out.values())
+    return {k: v / total for k, v in out.items() if v > 0} if total > 0 else {}
 
 
 def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
@@ -216,8 +258,3 @@ def check_potential(
                     bad.append(f"critic {cr!r} gives -inf to prefix {text[:k]!r}")
                     break
     return bad
-
-
-def sample_lengths(fn: Callable[[], int], n: int) -> np.ndarray:
-    """Helper: ``n`` results of ``fn`` as an array (used by statistical tests)."""
-    return np.array([fn() for _ in range(n)])

@@ -13,14 +13,17 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import hashlib
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 
+import numpy as np
+
 from .errors import VocabularyError
 
-__all__ = ["Vocabulary", "decode_prefix"]
+__all__ = ["ByteTrie", "Vocabulary", "decode_prefix", "split_pending"]
 
 
 def decode_prefix(data: bytes) -> str:
@@ -30,6 +33,82 @@ def decode_prefix(data: bytes) -> str:
     """
     dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
     return dec.decode(data, final=False)
+
+
+# n-byte UTF-8 sequences: (payload mask of the lead byte, smallest and largest code point)
+_SEQ = {2: (0x1F, 0x80, 0x7FF), 3: (0x0F, 0x800, 0xFFFF), 4: (0x07, 0x10000, 0x10FFFF)}
+
+
+def split_pending(data: bytes) -> tuple[str, range | None]:
+    """Split UTF-8 ``data`` into settled text and the character still being written.
+
+    Returns ``(text, chars)``: ``text`` can no longer change whatever bytes follow;
+    ``chars`` is the range of code points an unfinished trailing character can still
+    become (contiguous: a valid partial sequence fixes the high bits), or None when
+    ``data`` ends on a character boundary. A trailing sequence that no byte can make
+    valid (``b"\xe0\x80"``: overlong; ``b"\xed\xa0"``: a surrogate) is settled as
+    U+FFFD, exactly as the finished text will decode.
+
+    Example::
+
+        split_pending(b"a\xe4")      # ('a', range(0x4000, 0x5000))
+        split_pending(b"a\xe0\x80")  # ('a\ufffd\ufffd', None)
+    """
+    n = len(data)
+    if not n or data[-1] < 0x80:
+        return decode_prefix(data), None
+    start = n - 1
+    while start > 0 and n - start < 4 and 0x80 <= data[start] < 0xC0:
+        start -= 1
+    lead = data[start]
+    need = 2 if 0xC2 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF5 else 0
+    have = n - start
+    if need and have < need and all(0x80 <= b < 0xC0 for b in data[start + 1:]):
+        mask, lo_cp, hi_cp = _SEQ[need]
+        bits = lead & mask
+        for b in data[start + 1:]:
+            bits = (bits << 6) | (b & 0x3F)
+        shift = 6 * (need - have)
+        lo, hi = max(bits << shift, lo_cp), min((bits + 1) << shift, hi_cp + 1)
+        if need == 3:  # surrogates are not characters
+            if 0xD800 <= lo and hi <= 0xE000:
+                lo = hi
+            elif lo < 0xD800 < hi:
+                hi = 0xD800
+        if lo < hi:
+            return data[:start].decode("utf-8", errors="replace"), range(lo, hi)
+    return data.decode("utf-8", errors="replace"), None
+
+
+class ByteTrie:
+    """The ordinary tokens (non-empty bytes) sorted by bytes: a byte trie as an array.
+
+    Every token whose bytes start with ``s`` lies in one contiguous run of the sorted
+    order, found by two binary searches; a constraint that rejects the text ``x + s``
+    rejects that whole subtree at once (prefix checks are sound: nothing extends it).
+
+    Attributes:
+        ids: ``[K]`` int64 token ids in increasing byte order (EOS, specials and
+            empty tokens excluded).
+    """
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        skip = vocab.special_ids | {vocab.eos_token_id}
+        pairs = sorted((t, i) for i, t in enumerate(vocab.tokens) if t and i not in skip)
+        self._keys = [t for t, _ in pairs]
+        self.ids = np.array([i for _, i in pairs], dtype=np.int64)
+        self._top = b"\xff" * (max((len(t) for t in self._keys), default=0) + 1)
+
+    def span(self, prefix: bytes) -> tuple[int, int]:
+        """``(lo, hi)``: ``ids[lo:hi]`` are the tokens whose bytes start with ``prefix``."""
+        lo = bisect.bisect_left(self._keys, prefix)
+        hi = bisect.bisect_right(self._keys, prefix + self._top, lo)
+        return lo, hi
+
+    def with_prefix(self, prefix: bytes) -> np.ndarray:
+        """Token ids whose bytes start with ``prefix`` (``prefix`` non-empty)."""
+        lo, hi = self.span(prefix)
+        return self.ids[lo:hi]
 
 
 class Vocabulary:
@@ -81,6 +160,11 @@ class Vocabulary:
             h.update(len(t).to_bytes(4, "little"))
             h.update(t)
         return h.hexdigest()[:32]
+
+    @cached_property
+    def trie(self) -> ByteTrie:
+        """The :class:`ByteTrie` of the ordinary tokens (built on first use)."""
+        return ByteTrie(self)
 
     def token_bytes(self, token_ids: Sequence[int]) -> bytes:
         """Concatenated bytes of ``token_ids``, EOS contributing nothing."""

@@ -103,6 +103,18 @@ class BoundConstraint(ABC):
         """
         return None
 
+    def dead_prefix(self, state: State, token_id: int) -> int | None:
+        """After ``check(state, token_id)`` said False: how much of the token is a dead end.
+
+        An int ``n >= 1`` promises that no accepted output extends the text so far
+        followed by the token's first ``n`` bytes, so the sampler rejects every token
+        whose bytes start with them at once (a subtree of the vocabulary's
+        :class:`~awrs_adapters.vocab.ByteTrie`). Sound prefix checks and automata that
+        keep only live states can always return the token's length. None (the default)
+        promises nothing beyond this token.
+        """
+        return None
+
 
 class TokenConstraint(Constraint):
     """A fast constraint: an automaton over the byte vocabulary (O(1) checks, masks)."""

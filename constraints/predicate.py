@@ -22,13 +22,12 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any, Literal
 
 from ..errors import ConfigError, ConstraintError
-from ..vocab import Vocabulary, decode_prefix
+from ..vocab import Vocabulary, split_pending
 from .base import BoundConstraint, Constraint
 from .cache import ResultCache
 
@@ -52,13 +51,20 @@ class Predicate(Constraint):
     Args:
         complete: ``fn(text) -> bool`` on a finished output.
         prefix: ``fn(text) -> bool`` on an unfinished output. Must be sound (see module
-            doc). Default: accept. When a token ends inside a multi-byte character that
-            one more byte completes, the prefix is kept if ``prefix(text + ch)`` holds for
-            some such character ``ch`` (so a byte fragment of "é" is rejected at once where
-            only ASCII may follow); otherwise the incomplete character is held back.
+            doc). Default: accept. When a token ends inside a multi-byte character, the
+            prefix is kept if ``prefix(text + ch)`` holds for some character ``ch`` it can
+            still become, or for U+FFFD (what an unfinished character decodes to), so a
+            byte fragment of "é" or "中" is rejected at once where only ASCII may follow.
+            Bytes that can never form a character are read as U+FFFD, as the finished
+            text will be.
         errors: ``"raise"`` (default) reports a check that raises as
             :class:`~awrs_adapters.errors.ConstraintError`; ``"reject"`` treats it as False.
         name: used in error messages.
+        lookahead: most characters tried for one unfinished character (stopping at the
+            first that fits). 4096 covers every character one or two bytes short
+            (64 and at most 4,096 options); a 4-byte character three bytes short has up
+            to 196,608, and when none of the first ``lookahead`` fits the character is held
+            back (still sound). Results are cached per text.
     """
 
     def __init__(
@@ -68,9 +74,12 @@ class Predicate(Constraint):
         *,
         errors: Literal["raise", "reject"] = "raise",
         name: str | None = None,
+        lookahead: int = 4096,
     ) -> None:
         if not callable(complete):
             raise ConfigError(f"complete={complete!r} is not callable; pass fn(text) -> bool")
+        if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0:
+            raise ConfigError(f"lookahead={lookahead!r}; pass an int >= 0 (default 4096)")
         if prefix is not None and not callable(prefix):
             raise ConfigError(f"prefix={prefix!r} is not callable; pass fn(text) -> bool or None")
         if errors not in ("raise", "reject"):
@@ -79,6 +88,7 @@ class Predicate(Constraint):
         self.prefix_fn = prefix
         self.errors = errors
         self.name = name or getattr(complete, "__name__", "Predicate")
+        self.lookahead = lookahead
 
     def accepts(self, text: str) -> bool:
         return bool(_call(self.complete_fn, text, "complete", self.errors, self.name))
@@ -96,34 +106,6 @@ class Predicate(Constraint):
         return f"Predicate({self.name})"
 
 
-def _last_char_options(data: bytes) -> tuple[str, ...] | None:
-    """The characters an incomplete trailing UTF-8 sequence of ``data`` can become, when
-    one more byte finishes it (at most 64); None when ``data`` ends on a character
-    boundary or more than one byte is missing (too many options: the prefix check then
-    sees the text without the partial character, which is sound but less sharp)."""
-    if not data or data[-1] < 0x80:
-        return None
-    start = len(data) - 1
-    while start > 0 and len(data) - start < 4 and 0x80 <= data[start] < 0xC0:
-        start -= 1
-    return _finishing_chars(data[start:])
-
-
-@functools.lru_cache(maxsize=4096)
-def _finishing_chars(tail: bytes) -> tuple[str, ...] | None:
-    lead = tail[0]
-    need = 2 if 0xC2 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF5 else 0
-    if need == 0 or len(tail) != need - 1:
-        return None
-    out = []
-    for b in range(0x80, 0xC0):
-        try:
-            out.append((tail + bytes([b])).decode("utf-8"))
-        except UnicodeDecodeError:  # overlong forms, surrogates, > U+10FFFF
-            continue
-    return tuple(out)
-
-
 class _PredicateBound(BoundConstraint):
     """State: the bytes generated so far (immutable)."""
 
@@ -136,10 +118,37 @@ class _PredicateBound(BoundConstraint):
         self._eos = vocab.eos_token_id
         self._special = vocab.special_ids
         self._prefix_cache: ResultCache[bool] = ResultCache()
+        self._pending_cache: ResultCache[bool] = ResultCache(maxsize=4096)
         self._complete_cache: ResultCache[bool] = ResultCache()
 
     def initial_state(self) -> bytes:
         return b""
+
+    def viable(self, data: bytes) -> bool:
+        """Whether the output bytes ``data`` may still be completed (the prefix check).
+
+        Text that ends inside a character is viable iff some way to finish that character
+        is: one of the characters it can become, or U+FFFD (what it decodes to if the
+        output ends or breaks it). Sound: a sound prefix function rejects ``text + ch``
+        only if nothing extends it.
+        """
+        text, chars = split_pending(data)
+        if chars is None:
+            return self._prefix_cache.get_or(text, self.pred.check_prefix)
+        return self._pending_cache.get_or(
+            (text, chars.start, chars.stop), lambda _: self._some_char_fits(text, chars)
+        )
+
+    def _some_char_fits(self, text: str, chars: range) -> bool:
+        limit = self.pred.lookahead
+        fits = self.pred.check_prefix
+        for cp in chars[:limit]:
+            if fits(text + chr(cp)):
+                return True
+        if fits(text + "\ufffd"):
+            return True
+        # too many characters to try them all: hold the character back (sound, less sharp)
+        return len(chars) > limit and self._prefix_cache.get_or(text, fits)
 
     def check(self, state: bytes, token_id: int) -> bool:
         if token_id == self._eos:
@@ -149,15 +158,26 @@ class _PredicateBound(BoundConstraint):
             return False
         if self.pred.prefix_fn is None:
             return True
-        data = state + self._tokens[token_id]
-        text = decode_prefix(data)
-        chars = _last_char_options(data)
-        if chars is not None:
-            # the text ends inside a character: viable iff some way to finish that
-            # character is (a sound check rejects text + ch only if nothing extends it)
-            return any(self._prefix_cache.get_or(text + ch, self.pred.check_prefix)
-                       for ch in chars)
-        return self._prefix_cache.get_or(text, self.pred.check_prefix)
+        return self.viable(state + self._tokens[token_id])
+
+    def dead_prefix(self, state: bytes, token_id: int) -> int | None:
+        tok = self._tokens[token_id]
+        if self.pred.prefix_fn is None or not tok:
+            return None
+        # probe the token's first byte (when its look-ahead is small) and first character:
+        # one call that fails there rejects every token starting the same way
+        if len(tok) > 1:
+            data = state + tok[:1]
+            chars = split_pending(data)[1]
+            if (chars is None or len(chars) <= 64) and not self.viable(data):
+                return 1
+            if chars is not None:  # the first character is longer than a byte
+                for n in range(2, len(tok)):
+                    if split_pending(state + tok[:n])[1] is None:
+                        if not self.viable(state + tok[:n]):
+                            return n
+                        break
+        return len(tok)
 
     def advance(self, state: bytes, token_id: int) -> bytes:
         if token_id == self._eos:

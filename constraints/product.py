@@ -87,6 +87,12 @@ class _AndBound(BoundConstraint):
     def check(self, state: Any, token_id: int) -> bool:
         return all(self.bounds[i].check(state[i], token_id) for i in self._order)
 
+    def dead_prefix(self, state: Any, token_id: int) -> int | None:
+        for i in self._order:  # the first part that rejects the token says why
+            if not self.bounds[i].check(state[i], token_id):
+                return self.bounds[i].dead_prefix(state[i], token_id)
+        return None
+
     def advance(self, state: Any, token_id: int) -> Any:
         return tuple(b.advance(s, token_id) for b, s in zip(self.bounds, state, strict=True))
 

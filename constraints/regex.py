@@ -129,6 +129,13 @@ class IndexBound(BoundConstraint):
             return False
         return token_id not in self._risky_set or not self._in_sentinel(n)
 
+    def dead_prefix(self, state: int, token_id: int) -> int | None:
+        # the index keeps live states only: a byte string it rejects has no completion
+        # (tokens near a sentinel spelling are rejected for another reason: no promise)
+        if token_id in self._risky_set:
+            return None
+        return len(self.vocab.tokens[token_id]) or None
+
     def advance(self, state: int, token_id: int) -> int:
         if token_id == self._eos:
             return state
@@ -193,6 +200,9 @@ class CheckedIndexBound(BoundConstraint):
         if token_id == self._eos:
             return self._eos_ok(state)
         return self.inner.check(state[0], token_id)
+
+    def dead_prefix(self, state: tuple[int, bytes], token_id: int) -> int | None:
+        return self.inner.dead_prefix(state[0], token_id)
 
     def advance(self, state: tuple[int, bytes], token_id: int) -> tuple[int, bytes]:
         if token_id == self._eos:

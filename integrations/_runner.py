@@ -29,6 +29,7 @@ from ..errors import GenerationTimeoutError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
 from ..smc import SMC
+from ..stops import check_stop
 from ..vocab import decode_prefix
 
 __all__ = ["RunParams", "cut_at_stop", "run_streaming"]
@@ -66,13 +67,16 @@ def run_streaming(
     stop: Sequence[str] | None = None,
     on_text: Callable[[str], None] | None = None,
 ) -> SMCResult:
-    """Run SMC; stream committed text through ``on_text``; return the (stop-cut) result.
+    """Run SMC; stream committed text through ``on_text``; return the result.
+
+    ``stop`` sequences end an output before their first occurrence; the text before it
+    must pass the constraint (see :mod:`awrs_adapters.stops`).
 
     The concatenation of everything passed to ``on_text`` equals ``result.text``.
     """
     rng = make_rng(params.seed)
     t_start = time.perf_counter()
-    stop = [s for s in (stop or []) if s]
+    stop = list(check_stop(stop))
     hold = max((len(s) for s in stop), default=1) - 1  # a stop may be half-generated
     emitted = ""
     for _attempt in range(params.max_retries + 1):
@@ -81,6 +85,7 @@ def run_streaming(
             num_particles=params.num_particles, max_tokens=params.max_tokens,
             method=params.method, ess_threshold=params.ess_threshold,
             resampling=params.resampling, temperature=params.temperature, rng=rng,
+            stop=stop,
         )
         for _ in smc:
             if params.timeout is not None and time.perf_counter() - t_start > params.timeout:
@@ -88,10 +93,6 @@ def run_streaming(
                     f"generation passed timeout={params.timeout} s after {smc.t} tokens with "
                     f"{smc.N} particles; raise timeout, or lower num_particles / max_tokens"
                 )
-            if stop:
-                hits = [i for i in range(smc.N) if smc.status[i] == 0
-                        and any(s in decode_prefix(smc.data[i]) for s in stop)]
-                smc.finish(hits)
             if on_text is not None:
                 committed = cut_at_stop(decode_prefix(smc.committed_prefix()), stop)
                 if stop and hold:
@@ -99,9 +100,7 @@ def run_streaming(
                 if len(committed) > len(emitted) and committed.startswith(emitted):
                     on_text(committed[len(emitted):])
                     emitted = committed
-        res = smc.result()
-        if stop:
-            res = res.map_text(lambda t: cut_at_stop(t, stop))
+        res = smc.result()  # stopped particles already hold the text before the stop
         if res.ok or emitted:  # text already streamed cannot be taken back: no retry
             break
     if on_text is not None and res.ok:

@@ -189,7 +189,9 @@ def smc_generate(
     the most probable valid token), ``temperature``/``top_k``/``top_p`` and every other
     processor generate prepared (applied to the raw logits before the constraint: they
     define the prior), ``eos_token_id`` (all merged into one end), stopping criteria
-    (a particle they stop is finished where it is), left-padded batches (each prompt gets
+    (a particle they stop ends there, and its text must pass the constraint's complete
+    check; ``stop_strings`` end the output before the stop, see
+    :mod:`awrs_adapters.stops`), left-padded batches (each prompt gets
     its own population). ``seed`` (int or ``numpy.random.Generator``) makes runs
     reproducible; by default it is drawn from torch's generator, so ``torch.manual_seed``
     works as with plain generate. ``awrs_tokenizer`` is required unless the model folder
@@ -227,8 +229,14 @@ def smc_generate(
     c = proposal if not critics else as_constraint(constraint)
     # max length and EOS are the engine's own business (forced end with its weight and
     # the completeness check); stopping a particle there would return invalid text
+    # stop strings are part of the target (the text before one must pass the constraint,
+    # and the proposal knows it); other criteria end particles after the fact
     criteria = [c for c in (stopping_criteria or [])
-                if type(c).__name__ not in ("MaxLengthCriteria", "EosTokenCriteria")]
+                if type(c).__name__ not in ("MaxLengthCriteria", "EosTokenCriteria",
+                                            "StopStringCriteria")]
+    stop_strings = getattr(cfg, "stop_strings", None)
+    if isinstance(stop_strings, str):
+        stop_strings = [stop_strings]
     results, rows = [], []
     for b in range(B):
         row = input_ids[b]
@@ -236,7 +244,7 @@ def smc_generate(
         prompt = [int(i) for i in keep.tolist()]
         smc = SMC(lm, prompt, c, num_particles=num_particles, max_tokens=int(max_new),
                   method=method, ess_threshold=ess_threshold, resampling=resampling,
-                  temperature=0.0 if greedy else 1.0, rng=rng)
+                  temperature=0.0 if greedy else 1.0, rng=rng, stop=stop_strings)
         sent = 0
         for _ in smc:
             live = [i for i in range(smc.N) if smc.status[i] == 0]

@@ -39,9 +39,38 @@ def test_a_fragment_is_rejected_when_no_way_to_finish_the_character_fits():
     assert check(only("aé"), b"a\xc3", b"\xa9")       # and does
     assert not check(only("a"), b"a", b"\xe4\xb8")    # one byte from "中"-like CJK: none fit
     assert check(only("a中"), b"a", b"\xe4\xb8")
-    # two bytes missing (4,096 options): held back, accepted; the next byte decides
-    assert check(only("a"), b"a", b"\xe4")
-    assert not check(only("a"), b"a\xe4", b"\xb8\xad")
+    # two bytes missing (4,096 options): rejected at once where none fits
+    assert not check(only("a"), b"a", b"\xe4")
+    assert check(only("a中"), b"a", b"\xe4")
+    assert not check(only("a中"), b"a\xe4", b"\xe4")  # breaks the character: U+FFFD
+
+
+def test_three_bytes_missing_and_the_lookahead_bound():
+    vocab = Vocabulary([b"a", b"\xf0", b"\xf0\x9f", b""], 3)
+    emoji = "\U0001f600"
+
+    def only_(chars: str, lookahead: int) -> Predicate:
+        return Predicate(complete=lambda s: True, prefix=lambda s: set(s) <= set(chars),
+                         lookahead=lookahead)
+
+    everything = 0x40000 - 0x10000  # what f0 can become
+    assert not only_("a", everything).bind(vocab).check(b"a", 1)
+    assert only_("a" + emoji, everything).bind(vocab).check(b"a", 1)  # found, 62,976 in
+    assert not only_("a", 4096).bind(vocab).check(b"a", 2)  # f0 9f: 4,096 options
+    assert only_("a" + emoji, 4096).bind(vocab).check(b"a", 2)
+    # past the bound, the character is held back: accepted (sound, not sharp)
+    assert only_("a", 4096).bind(vocab).check(b"a", 1)
+
+
+def test_undecodable_bytes_are_read_as_replacement_characters():
+    # e0 80 can never become a character: the finished text reads U+FFFD U+FFFD, and a
+    # prefix function that accepts them must see them (it used to be rejected outright)
+    vocab = Vocabulary([b"a", b"\xe0", b"\x80", b"\xc3", b"\xa9", b""], 5)
+    no_x = Predicate(complete=lambda s: "x" not in s, prefix=lambda s: "x" not in s)
+    bound = no_x.bind(vocab)
+    assert bound.check(b"\xe0", 2)
+    assert bound.check(b"a\xc3", 0)     # "é" broken by "a": U+FFFD then "a"
+    assert bound.check(b"\xc3", 5)      # ends inside a character: "\ufffd" is accepted
 
 
 def test_invalid_sequences_are_rejected():

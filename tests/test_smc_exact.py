@@ -52,7 +52,9 @@ PROBLEMS = {
     # multi-byte tokens, a critic with a twist
     "critic": (
         lambda: hashed_lm([b"a", b"b", b"ab", b"ba", b""], 4, seed=3),
-        lambda: Predicate(complete=lambda s: s.count("a") >= 1, prefix=lambda s: "aa" not in s)
+        # (the complete check must say "no aa" too: the reference is computed from it alone)
+        lambda: Predicate(complete=lambda s: s.count("a") >= 1 and "aa" not in s,
+                          prefix=lambda s: "aa" not in s)
         & Potential(complete=lambda s: -0.8 * s.count("b"), prefix=lambda s: -0.4 * s.count("b")),
         3,
     ),

@@ -1,0 +1,150 @@
+"""Stop sequences as part of the target: the output is the text before the first stop.
+
+Overview: with stop sequences S, a generation ends at EOS or at the token that completes
+the first occurrence of some s ∈ S; the output x is the text before that occurrence
+(the stop and any bytes after it in the same token are dropped). The target is
+``P(x) ∝ Q(x ends this way)·C(x)``: the constraint's *complete* check applies to x,
+however the generation ended. :class:`StopBound` makes the proposal exact for it: a
+token that completes a stop is accepted iff its x passes the complete check (as EOS is
+iff the text is complete), every other token goes to the constraint as usual, and AWRS
+weights the draw as any other. A stop sequence that would cut the output where the
+constraint cannot end is therefore never sampled: ``Regex("9[0-9]{2}")`` with
+``stop=["99"]`` gives ``"950"``, never ``""``.
+
+Example::
+
+    from awrs_adapters.constraints import Predicate
+    from awrs_adapters.stops import StopBound
+    from awrs_adapters.vocab import Vocabulary
+    v = Vocabulary([b"a", b"\\n", b"b", b""], 3)
+    c = Predicate(lambda s: s == "a")
+    b = StopBound(c.bind(v), c.accepts, ["\\n"])
+    s = b.advance(b.initial_state(), 0)        # "a"
+    assert b.check(s, 1) and b.stop_at(s, 1) == 1   # "\\n" ends the output at "a"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .constraints.base import BoundConstraint
+from .constraints.cache import ResultCache
+from .errors import ConfigError
+
+__all__ = ["StopBound", "check_stop"]
+
+
+def check_stop(stop: Any) -> tuple[str, ...]:
+    """Validate ``stop`` (a list of strings) and drop empty ones."""
+    if stop is None:
+        return ()
+    if isinstance(stop, str | bytes):
+        raise ConfigError(
+            f"stop={stop!r} is a single string; pass a list of stop sequences, e.g. "
+            f"stop=[{stop!r}]"
+        )
+    out = []
+    for s in stop:
+        if not isinstance(s, str):
+            raise ConfigError(f"stop contains {s!r}; every stop sequence must be a str")
+        if s:
+            out.append(s)
+    return tuple(out)
+
+
+class StopBound(BoundConstraint):
+    """A bound constraint with stop sequences; state ``(inner state, output bytes)``.
+
+    Args:
+        inner: the bound Boolean constraint.
+        complete: the whole-string check applied to the text before a stop
+            (``Constraint.accepts``).
+        stops: the stop sequences (non-empty strings).
+    """
+
+    def __init__(
+        self, inner: BoundConstraint, complete: Callable[[str], bool], stops: Sequence[str]
+    ) -> None:
+        self.inner = inner
+        self.vocab = inner.vocab
+        self._complete = complete
+        self.stops = tuple(s.encode("utf-8") for s in stops)
+        self._longest = max(len(s) for s in self.stops)
+        self._tokens = inner.vocab.tokens
+        self._eos = inner.vocab.eos_token_id
+        self.has_fast = inner.has_fast
+        # a stop token's check runs the complete check on its text: never in the mask
+        self.has_slow = True
+        self.trivial = inner.trivial  # everything passes, the text before a stop too
+        self._contains: np.ndarray | None = None
+        self._cache: ResultCache[bool] = ResultCache()
+
+    def initial_state(self) -> tuple[Any, bytes]:
+        return (self.inner.initial_state(), b"")
+
+    def stop_at(self, state: tuple[Any, bytes], token_id: int) -> int | None:
+        """Length in bytes of the output if ``token_id`` completes a stop, else None."""
+        if token_id == self._eos:
+            return None
+        data = state[1]
+        new = data + self._tokens[token_id]
+        start = max(0, len(data) - self._longest + 1)  # data itself holds no stop
+        hits = [i for i in (new.find(s, start) for s in self.stops) if i >= 0]
+        return min(hits) if hits else None
+
+    def _accepts(self, data: bytes) -> bool:
+        return self._cache.get_or(
+            data, lambda d: bool(self._complete(d.decode("utf-8", errors="replace")))
+        )
+
+    def check(self, state: tuple[Any, bytes], token_id: int) -> bool:
+        cut = self.stop_at(state, token_id)
+        if cut is None:
+            return self.inner.check(state[0], token_id)
+        return self._accepts((state[1] + self._tokens[token_id])[:cut])
+
+    def advance(self, state: tuple[Any, bytes], token_id: int) -> tuple[Any, bytes]:
+        if token_id == self._eos:
+            return (self.inner.advance(state[0], token_id), state[1])
+        cut = self.stop_at(state, token_id)
+        if cut is not None:  # the output is over: the inner state is not needed
+            return (state[0], (state[1] + self._tokens[token_id])[:cut])
+        return (self.inner.advance(state[0], token_id), state[1] + self._tokens[token_id])
+
+    def dead_prefix(self, state: tuple[Any, bytes], token_id: int) -> int | None:
+        tok = self._tokens[token_id]
+        if self.stop_at(state, token_id) is not None:
+            # every extension meets the same first stop and so the same text: rejected
+            return len(tok) or None
+        n = self.inner.dead_prefix(state[0], token_id)
+        if not n:
+            return None
+        # an extension could complete a stop that starts inside these bytes, ending the
+        # output before the dead part: promise nothing then
+        head = state[1] + tok[:n]
+        for s in self.stops:
+            if any(head.endswith(s[:k]) for k in range(1, len(s))):
+                return None
+        return n
+
+    def _stop_tokens(self, data: bytes) -> np.ndarray:
+        if self._contains is None:
+            self._contains = np.array(
+                [bool(t) and any(s in t for s in self.stops) for t in self._tokens], dtype=bool
+            )
+        m = self._contains.copy()
+        trie = self.vocab.trie
+        for s in self.stops:
+            for k in range(1, len(s)):
+                if data.endswith(s[:k]):
+                    m[trie.with_prefix(s[k:])] = True
+        return m
+
+    def fast_mask(self, state: tuple[Any, bytes]) -> np.ndarray | None:
+        inner = self.inner.fast_mask(state[0])
+        if inner is None:
+            return None
+        return np.asarray(inner, dtype=bool) | self._stop_tokens(state[1])
