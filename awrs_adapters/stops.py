@@ -55,8 +55,17 @@ def check_stop(stop: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+_ENDING = "<ending at a stop>"  # inner state once only a stop can end the output
+
+
 class StopBound(BoundConstraint):
     """A bound constraint with stop sequences; state ``(inner state, output bytes)``.
+
+    Under stops a text may be kept although the constraint rejects it: when it ends
+    inside a stop sequence (``"...9"`` with stop ``"99"``), completing that stop ends
+    the output before it, which may be accepted. Such a particle's inner state becomes
+    ``_ENDING``: from then on only tokens that complete (or keep writing) a stop whose
+    text before it passes can follow.
 
     Args:
         inner: the bound Boolean constraint.
@@ -79,7 +88,7 @@ class StopBound(BoundConstraint):
         # a stop token's check runs the complete check on its text: never in the mask
         self.has_slow = True
         self.trivial = inner.trivial  # everything passes, the text before a stop too
-        self._contains: np.ndarray | None = None
+        self._static: np.ndarray | None = None
         self._cache: ResultCache[bool] = ResultCache()
 
     def initial_state(self) -> tuple[Any, bytes]:
@@ -100,29 +109,52 @@ class StopBound(BoundConstraint):
             data, lambda d: bool(self._complete(d.decode("utf-8", errors="replace")))
         )
 
+    def _inside_stop(self, data: bytes) -> bool:
+        """Whether ``data`` ends inside a stop whose text before it is accepted."""
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(data)), 0, -1):
+                if data.endswith(s[:k]) and self._accepts(data[:-k]):
+                    return True
+        return False
+
+    def _inner_ok(self, state: tuple[Any, bytes], token_id: int) -> bool:
+        return state[0] is not _ENDING and self.inner.check(state[0], token_id)
+
     def check(self, state: tuple[Any, bytes], token_id: int) -> bool:
+        tok = self._tokens[token_id]
+        if token_id == self._eos or not tok:
+            return self._inner_ok(state, token_id)
         cut = self.stop_at(state, token_id)
-        if cut is None:
-            return self.inner.check(state[0], token_id)
-        return self._accepts((state[1] + self._tokens[token_id])[:cut])
+        new = state[1] + tok
+        if cut is not None:
+            return self._accepts(new[:cut])
+        return self._inner_ok(state, token_id) or self._inside_stop(new)
 
     def advance(self, state: tuple[Any, bytes], token_id: int) -> tuple[Any, bytes]:
         if token_id == self._eos:
             return (self.inner.advance(state[0], token_id), state[1])
+        new = state[1] + self._tokens[token_id]
         cut = self.stop_at(state, token_id)
         if cut is not None:  # the output is over: the inner state is not needed
-            return (state[0], (state[1] + self._tokens[token_id])[:cut])
-        return (self.inner.advance(state[0], token_id), state[1] + self._tokens[token_id])
+            return (state[0], new[:cut])
+        if self._inner_ok(state, token_id):
+            return (self.inner.advance(state[0], token_id), new)
+        return (_ENDING, new)
 
     def dead_prefix(self, state: tuple[Any, bytes], token_id: int) -> int | None:
         tok = self._tokens[token_id]
+        if not tok:
+            return None
         if self.stop_at(state, token_id) is not None:
             # every extension meets the same first stop and so the same text: rejected
-            return len(tok) or None
-        n = self.inner.dead_prefix(state[0], token_id)
+            return len(tok)
+        if state[0] is _ENDING:
+            n = len(tok)  # nothing extends the text itself; stops were tried above
+        else:
+            n = self.inner.dead_prefix(state[0], token_id) or 0
         if not n:
             return None
-        # an extension could complete a stop that starts inside these bytes, ending the
+        # an extension could complete a stop that starts inside these bytes and end the
         # output before the dead part: promise nothing then
         head = state[1] + tok[:n]
         for s in self.stops:
@@ -130,21 +162,21 @@ class StopBound(BoundConstraint):
                 return None
         return n
 
-    def _stop_tokens(self, data: bytes) -> np.ndarray:
-        if self._contains is None:
-            self._contains = np.array(
-                [bool(t) and any(s in t for s in self.stops) for t in self._tokens], dtype=bool
-            )
-        m = self._contains.copy()
-        trie = self.vocab.trie
-        for s in self.stops:
-            for k in range(1, len(s)):
-                if data.endswith(s[:k]):
-                    m[trie.with_prefix(s[k:])] = True
-        return m
-
     def fast_mask(self, state: tuple[Any, bytes]) -> np.ndarray | None:
+        if self._static is None:  # tokens that contain a stop or end inside one
+            heads = tuple(s[:k] for s in self.stops for k in range(1, len(s)))
+            self._static = np.array(
+                [bool(t) and (any(s in t for s in self.stops) or t.endswith(heads))
+                 for t in self._tokens], dtype=bool)
+        if state[0] is _ENDING:
+            return np.ones(len(self._tokens), dtype=bool)
         inner = self.inner.fast_mask(state[0])
         if inner is None:
             return None
-        return np.asarray(inner, dtype=bool) | self._stop_tokens(state[1])
+        m = np.asarray(inner, dtype=bool) | self._static
+        data, trie = state[1], self.vocab.trie
+        for s in self.stops:  # tokens that go on writing a stop begun in the text
+            for j in range(1, len(s)):
+                if data.endswith(s[:j]):
+                    m[trie.with_prefix(s[j:j + 1])] = True
+        return m

@@ -41,6 +41,7 @@ from .vocab import decode_prefix
 __all__ = [
     "ProperWeightingReport",
     "check_potential",
+    "check_prefix_soundness",
     "check_proper_weighting",
     "exact_lcd",
     "exact_posterior",
@@ -258,3 +259,43 @@ def check_potential(
                     bad.append(f"critic {cr!r} gives -inf to prefix {text[:k]!r}")
                     break
     return bad
+
+
+def check_prefix_soundness(
+    constraint: Any, vocab: Any, max_tokens: int, *, limit: int = 10
+) -> list[str]:
+    """Exhaustive prefix soundness on a small vocabulary: return the violations found.
+
+    Every output of at most ``max_tokens`` tokens of ``vocab`` (a
+    :class:`~awrs_adapters.vocab.Vocabulary`) that the complete check accepts must have
+    every token along the way accepted by the bound constraint, and EOS at its end. Real
+    tokenizers split characters: use byte fragments in ``vocab`` to test that too.
+    Exponential in ``max_tokens``. Empty list: sound on this vocabulary.
+    """
+    proposal, _ = split(as_constraint(constraint))
+    bound = proposal.bind(vocab)
+    eos = vocab.eos_token_id
+    ordinary = [y for y in range(vocab.size) if y != eos and y not in vocab.special_ids]
+    bad: list[str] = []
+
+    def visit(ids: tuple[int, ...], data: bytes, state: Any, rejected_at: int | None) -> None:
+        if len(bad) >= limit:
+            return
+        if proposal.accepts(data.decode("utf-8", errors="replace")):
+            if rejected_at is not None:
+                bad.append(f"{data!r} is accepted, but token {rejected_at} of {ids} was "
+                           f"rejected after {vocab.token_bytes(ids[:rejected_at])!r}")
+            elif not bound.check(state, eos):
+                bad.append(f"{data!r} is accepted, but EOS was rejected after it")
+        if len(ids) >= max_tokens:
+            return
+        for y in ordinary:
+            new = data + vocab.tokens[y]
+            if rejected_at is None and bound.check(state, y):
+                visit(ids + (y,), new, bound.advance(state, y), None)
+            else:
+                visit(ids + (y,), new, None, len(ids) if rejected_at is None else rejected_at)
+
+    visit((), b"", bound.initial_state(), None)
+    return bad
+
