@@ -24,6 +24,7 @@ SCRIPTS = [
     ("processor_compare.py", []),
     ("langchain_structured.py", []),
     ("jsonschemabench.py", ["--limit", "10", "--timeout", "15"]),
+    ("patterns.py", ["--every", "24"]),
 ]
 
 

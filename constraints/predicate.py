@@ -133,8 +133,9 @@ class _PredicateBound(BoundConstraint):
         only if nothing extends it.
         """
         text, chars = split_pending(data)
-        if chars is None:
-            return self._prefix_cache.get_or(text, self.pred.check_prefix)
+        settled = self._prefix_cache.get_or(text, self.pred.check_prefix)
+        if chars is None or not settled:  # a dead text stays dead whatever char follows
+            return settled
         return self._pending_cache.get_or(
             (text, chars.start, chars.stop), lambda _: self._some_char_fits(text, chars)
         )
@@ -147,8 +148,9 @@ class _PredicateBound(BoundConstraint):
                 return True
         if fits(text + "\ufffd"):
             return True
-        # too many characters to try them all: hold the character back (sound, less sharp)
-        return len(chars) > limit and self._prefix_cache.get_or(text, fits)
+        # too many characters to try them all: hold the character back (sound, less
+        # sharp); the text itself passed already
+        return len(chars) > limit
 
     def check(self, state: bytes, token_id: int) -> bool:
         if token_id == self._eos:

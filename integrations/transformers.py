@@ -231,12 +231,16 @@ def smc_generate(
     # the completeness check); stopping a particle there would return invalid text
     # stop strings are part of the target (the text before one must pass the constraint,
     # and the proposal knows it); other criteria end particles after the fact
-    criteria = [c for c in (stopping_criteria or [])
-                if type(c).__name__ not in ("MaxLengthCriteria", "EosTokenCriteria",
-                                            "StopStringCriteria")]
-    stop_strings = getattr(cfg, "stop_strings", None)
-    if isinstance(stop_strings, str):
-        stop_strings = [stop_strings]
+    criteria = [k for k in (stopping_criteria or [])
+                if type(k).__name__ not in ("MaxLengthCriteria", "EosTokenCriteria")]
+    stop_strings: list[str] = []
+    for k in criteria:  # the criterion generate builds from stop_strings=, or a user's
+        if type(k).__name__ == "StopStringCriteria":
+            stop_strings.extend(getattr(k, "stop_strings", ()))
+    criteria = [k for k in criteria if type(k).__name__ != "StopStringCriteria"]
+    extra = getattr(cfg, "stop_strings", None) or []
+    stop_strings += [extra] if isinstance(extra, str) else list(extra)
+    stop_strings = list(dict.fromkeys(stop_strings))
     results, rows = [], []
     for b in range(B):
         row = input_ids[b]
