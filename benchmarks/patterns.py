@@ -11,8 +11,9 @@ Per method and N: success (posterior mass on strings that fully match, re-checke
 0 when no particle survives), ok rate, median seconds per generation (prefill
 included), the plain-sampling time of the same number of steps with the same N
 (``model.generate(do_sample=True, top_k=0, num_return_sequences=N)``, forced to that
-length) and their ratio, predicate calls per token, and predicate calls per draw on
-dead-end draws (a particle left with no valid token). ``--full`` takes every pattern;
+length) and their ratio, sampler checks (``bound.check`` calls) and predicate calls (the
+user's functions, look-ahead included) per token, and both per dead-end draw (a particle
+left with no valid token). ``--full`` takes every pattern;
 the quick default takes every 12th (30 patterns), never a hand-picked set.
 
 Run: python benchmarks/patterns.py [--full] [--ns 1,4,8] [--methods awrs-smc,lcd,...]
@@ -92,6 +93,7 @@ class DeadEnds:
         self.proposal = proposal
         self.counted = counted
         self.dead_calls: list[int] = []
+        self.dead_checks: list[int] = []
 
     def sample(self, logp, bound, states, rng):
         out = []
@@ -100,6 +102,7 @@ class DeadEnds:
             d = self.proposal.sample(logp[r:r + 1], bound, states[r:r + 1], rng)[0]
             if d.token is None:
                 self.dead_calls.append(self.counted.calls - before)
+                self.dead_checks.append(d.checks)
             out.append(d)
         return out
 
@@ -124,7 +127,8 @@ def run_one(lm, p: str, method: str, N: int, seed: int) -> dict:
     bad = sum(v for k, v in post.items() if not counted.full(k)) if post else 0.0
     return {"success": success, "bad_mass": bad, "ok": res.ok, "seconds": secs,
             "steps": res.stats.steps, "tokens": res.stats.tokens, "calls": counted.calls,
-            "dead_calls": wrap.dead_calls}
+            "dead_calls": wrap.dead_calls, "dead_checks": wrap.dead_checks,
+            "checks": res.stats.constraint_checks}
 
 
 _plain_cache: dict[tuple, float] = {}
@@ -180,17 +184,20 @@ def main() -> None:
             ratio = statistics.median(r["seconds"] / r["plain"] for r in rs)
             tokens = sum(r["tokens"] for r in rs)
             dead = [c for r in rs for c in r["dead_calls"]]
+            dead_checks = [c for r in rs for c in r["dead_checks"]]
             rows.append((m, N, f"{succ:.3f}", f"{np.mean([r['ok'] for r in rs]):.3f}",
                          f"{max(r['bad_mass'] for r in rs):.3f}", f"{med:.2f}", f"{plain:.2f}",
-                         f"{ratio:.2f}", f"{sum(r['calls'] for r in rs) / max(tokens, 1):.1f}",
-                         f"{np.mean(dead):.0f} ({len(dead)})" if dead else "- (0)"))
+                         f"{ratio:.2f}", f"{sum(r['checks'] for r in rs) / max(tokens, 1):.1f}",
+                         f"{sum(r['calls'] for r in rs) / max(tokens, 1):.1f}",
+                         f"{np.mean(dead_checks):.0f} / {np.mean(dead):.0f} ({len(dead)})"
+                         if dead else "- (0)"))
             points.setdefault(m, []).append((med, succ, N))
             print(rows[-1], flush=True)
     body = (f"{len(valid)} patterns ({len(pats) - len(valid)} do not compile), "
             f"max {MAX_TOKENS} tokens, stop at a newline, default model.\n\n" + table(
         ["method", "N", "success", "ok rate", "max mass on non-matching", "median s / generation",
-         "plain sampling s (same steps, N)", "median ratio to plain", "predicate calls / token",
-         "calls per dead-end draw (draws)"], rows))
+         "plain sampling s (same steps, N)", "median ratio to plain", "sampler checks / token",
+         "predicate calls / token", "checks / calls per dead-end draw (draws)"], rows))
     report(a.name, "Pattern matching (AWRS paper domain): Python regex predicates", body)
     try:
         import matplotlib

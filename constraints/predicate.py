@@ -61,10 +61,12 @@ class Predicate(Constraint):
             :class:`~awrs_adapters.errors.ConstraintError`; ``"reject"`` treats it as False.
         name: used in error messages.
         lookahead: most characters tried for one unfinished character (stopping at the
-            first that fits). 4096 covers every character one or two bytes short
-            (64 and at most 4,096 options); a 4-byte character three bytes short has up
-            to 196,608, and when none of the first ``lookahead`` fits the character is held
-            back (still sound). Results are cached per text.
+            first that fits). One byte short there are at most 64; the default 4096
+            covers every character of the Basic Multilingual Plane two bytes short.
+            Characters past it (4 bytes: emoji, rare scripts) are tried only one byte
+            short unless ``lookahead >= 1,048,576``; a character not tried is held back
+            (accepted for now: still sound, the next bytes decide). Results are cached
+            per text.
     """
 
     def __init__(
@@ -106,6 +108,9 @@ class Predicate(Constraint):
         return f"Predicate({self.name})"
 
 
+_PLANES = range(0x10000, 0x110000)  # characters of four UTF-8 bytes
+
+
 class _PredicateBound(BoundConstraint):
     """State: the bytes generated so far (immutable)."""
 
@@ -142,6 +147,11 @@ class _PredicateBound(BoundConstraint):
 
     def _some_char_fits(self, text: str, chars: range) -> bool:
         limit = self.pred.lookahead
+        if chars.start >= 0x10000 and len(chars) > 64 and limit < len(_PLANES):
+            # past the BMP, resolve only one byte short: after a held-back lead byte each
+            # of 64 continuation bytes would otherwise cost 4,096 calls (a dead end of
+            # 262,144 calls); held back, the character costs 64 calls per byte
+            limit = 0
         fits = self.pred.check_prefix
         for cp in chars[:limit]:
             if fits(text + chr(cp)):

@@ -53,13 +53,18 @@ def test_three_bytes_missing_and_the_lookahead_bound():
         return Predicate(complete=lambda s: True, prefix=lambda s: set(s) <= set(chars),
                          lookahead=lookahead)
 
-    everything = 0x40000 - 0x10000  # what f0 can become
+    everything = 0x110000 - 0x10000  # a lookahead that resolves every 4-byte character
     assert not only_("a", everything).bind(vocab).check(b"a", 1)
     assert only_("a" + emoji, everything).bind(vocab).check(b"a", 1)  # found, 62,976 in
-    assert not only_("a", 4096).bind(vocab).check(b"a", 2)  # f0 9f: 4,096 options
-    assert only_("a" + emoji, 4096).bind(vocab).check(b"a", 2)
-    # past the bound, the character is held back: accepted (sound, not sharp)
+    assert not only_("a", everything).bind(vocab).check(b"a", 2)  # f0 9f: 4,096 options
+    assert only_("a" + emoji, everything).bind(vocab).check(b"a", 2)
+    # by default a 4-byte character is held back (accepted, sound) until one byte short,
+    # where its 64 options decide
     assert only_("a", 4096).bind(vocab).check(b"a", 1)
+    assert only_("a", 4096).bind(vocab).check(b"a", 2)
+    vocab3 = Vocabulary([b"a", b"\xf0\x9f\x98", b""], 2)
+    assert not only_("a", 4096).bind(vocab3).check(b"a", 1)
+    assert only_("a" + emoji, 4096).bind(vocab3).check(b"a", 1)
 
 
 def test_undecodable_bytes_are_read_as_replacement_characters():
