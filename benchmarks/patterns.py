@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import inspect
+import json
 import os
 import statistics
 import sys
@@ -128,6 +129,8 @@ def run_one(lm, p: str, method: str, N: int, seed: int) -> dict:
     return {"success": success, "bad_mass": bad, "ok": res.ok, "seconds": secs,
             "steps": res.stats.steps, "tokens": res.stats.tokens, "calls": counted.calls,
             "dead_calls": wrap.dead_calls, "dead_checks": wrap.dead_checks,
+            "truncated": sum(q.truncated for q in res.particles),
+            "texts": [q.text[:60] for q in res.particles],
             "checks": res.stats.constraint_checks}
 
 
@@ -171,6 +174,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     run_one(lm, valid[0], "awrs-smc", 1, 0)  # warm-up: first forward, tables, caches
     rows, points = [], {}
+    per_pattern: list[dict] = []
     for N in ns:
         for m in methods:
             rs = []
@@ -178,6 +182,7 @@ def main() -> None:
                 r = run_one(lm, p, m, N, seed=i)
                 r["plain"] = plain_seconds(lm, p, N, r["steps"])
                 rs.append(r)
+                per_pattern.append({"pattern": p, "method": m, "N": N, **r})
             succ = float(np.mean([r["success"] for r in rs]))
             med = statistics.median(r["seconds"] for r in rs)
             plain = statistics.median(r["plain"] for r in rs)
@@ -199,6 +204,9 @@ def main() -> None:
          "plain sampling s (same steps, N)", "median ratio to plain", "sampler checks / token",
          "predicate calls / token", "checks / calls per dead-end draw (draws)"], rows))
     report(a.name, "Pattern matching (AWRS paper domain): Python regex predicates", body)
+    with open(RESULTS / f"{a.name}.jsonl", "w") as f:  # one line per pattern, for analysis
+        for row in per_pattern:
+            f.write(json.dumps(row) + "\n")
     try:
         import matplotlib
 
