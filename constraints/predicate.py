@@ -62,10 +62,10 @@ class Predicate(Constraint):
         name: used in error messages.
         lookahead: most characters tried for one unfinished character (stopping at the
             first that fits). One byte short there are at most 64; the default 4096
-            covers every character of the Basic Multilingual Plane two bytes short.
-            Characters past it (4 bytes: emoji, rare scripts) are tried only one byte
-            short unless ``lookahead >= 1,048,576``; a character not tried is held back
-            (accepted for now: still sound, the next bytes decide). Results are cached
+            covers every character two bytes short (a 3-byte lead, or a 4-byte lead and
+            its second byte in one token, as emoji tokens are). A lone 4-byte lead (three
+            short, up to 196,608) is held back (accepted for now: still sound), and the
+            character it began is then resolved once one byte short. Results are cached
             per text.
     """
 
@@ -108,9 +108,6 @@ class Predicate(Constraint):
         return f"Predicate({self.name})"
 
 
-_PLANES = range(0x10000, 0x110000)  # characters of four UTF-8 bytes
-
-
 class _PredicateBound(BoundConstraint):
     """State: the bytes generated so far (immutable)."""
 
@@ -129,29 +126,33 @@ class _PredicateBound(BoundConstraint):
     def initial_state(self) -> bytes:
         return b""
 
-    def viable(self, data: bytes) -> bool:
+    def viable(self, data: bytes, start: int = 0) -> bool:
         """Whether the output bytes ``data`` may still be completed (the prefix check).
 
         Text that ends inside a character is viable iff some way to finish that character
         is: one of the characters it can become, or U+FFFD (what it decodes to if the
         output ends or breaks it). Sound: a sound prefix function rejects ``text + ch``
-        only if nothing extends it.
+        only if nothing extends it. ``start``: how many bytes of ``data`` earlier tokens
+        wrote; a character they began and this token continues is resolved only one byte
+        short (it was held back before, which happens only past the look-ahead bound, so
+        resolving it two bytes short would cost up to 4,096 calls per continuation byte).
         """
         text, chars = split_pending(data)
         settled = self._prefix_cache.get_or(text, self.pred.check_prefix)
         if chars is None or not settled:  # a dead text stays dead whatever char follows
             return settled
+        lead = len(data) - 1
+        while data[lead] < 0xC0:
+            lead -= 1
+        limit = self.pred.lookahead if lead >= start or len(chars) <= 64 else 0
+        if len(chars) > limit:  # past the bound: hold it back without trying a part
+            limit = 0
         return self._pending_cache.get_or(
-            (text, chars.start, chars.stop), lambda _: self._some_char_fits(text, chars)
+            (text, chars.start, chars.stop, limit),
+            lambda _: self._some_char_fits(text, chars, limit),
         )
 
-    def _some_char_fits(self, text: str, chars: range) -> bool:
-        limit = self.pred.lookahead
-        if chars.start >= 0x10000 and len(chars) > 64 and limit < len(_PLANES):
-            # past the BMP, resolve only one byte short: after a held-back lead byte each
-            # of 64 continuation bytes would otherwise cost 4,096 calls (a dead end of
-            # 262,144 calls); held back, the character costs 64 calls per byte
-            limit = 0
+    def _some_char_fits(self, text: str, chars: range, limit: int) -> bool:
         fits = self.pred.check_prefix
         for cp in chars[:limit]:
             if fits(text + chr(cp)):
@@ -170,7 +171,7 @@ class _PredicateBound(BoundConstraint):
             return False
         if self.pred.prefix_fn is None:
             return True
-        return self.viable(state + self._tokens[token_id])
+        return self.viable(state + self._tokens[token_id], len(state))
 
     def dead_prefix(self, state: bytes, token_id: int) -> int | None:
         tok = self._tokens[token_id]
@@ -181,12 +182,12 @@ class _PredicateBound(BoundConstraint):
         if len(tok) > 1:
             data = state + tok[:1]
             chars = split_pending(data)[1]
-            if (chars is None or len(chars) <= 64) and not self.viable(data):
+            if (chars is None or len(chars) <= 64) and not self.viable(data, len(state)):
                 return 1
             if chars is not None:  # the first character is longer than a byte
                 for n in range(2, len(tok)):
                     if split_pending(state + tok[:n])[1] is None:
-                        if not self.viable(state + tok[:n]):
+                        if not self.viable(state + tok[:n], len(state)):
                             return n
                         break
         return len(tok)
