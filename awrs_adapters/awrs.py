@@ -301,7 +301,6 @@ class AWRS:
         MA = 0.0
         trials = accepts = checks = masks = 0
         first: int | None = None
-        has_accepts = False
         t_start = time.perf_counter()
         i = 0
         masked = False
@@ -320,7 +319,7 @@ class AWRS:
             if M < 1.0:  # phantom draws landing on already-rejected mass
                 trials += int(rng.geometric(min(M, 1.0))) - 1
             trials += 1
-            if has_accepts and rng.random() * M < MA:
+            if first is not None and rng.random() * M < MA:
                 accepts += 1  # a repeat of an accepted token: valid, no check needed
                 continue
             y = order.get(i)
@@ -328,7 +327,7 @@ class AWRS:
                 i += 1
                 y = order.get(i)
             if y is None:  # numerically nothing unvisited is left: the draw is from A
-                if not has_accepts:
+                if first is None:
                     return TokenDraw(None, _DEAD, checks, masks)
                 rest.M = MA
                 accepts += 1
@@ -340,7 +339,6 @@ class AWRS:
                 ok = bound.check(state, y)
                 checks += 1
             if ok:
-                has_accepts = True
                 MA += math.exp(float(lp[y]))
                 accepts += 1
                 if first is None:

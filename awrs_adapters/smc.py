@@ -276,6 +276,12 @@ class SMC:
         self.truncated[live] = True
         return out
 
+    def _score_complete(self, i: int) -> None:
+        """Replace particle i's last twist by the critics' complete score of its text."""
+        if self.critics:
+            text = self.data[i].decode("utf-8", errors="replace")
+            self.logw[i] += self._critic_complete(text) - self.phi[i]
+
     def _apply(self, i: int, d: TokenDraw) -> None:
         if d.token is None or d.log_weight == -math.inf:
             self.status[i] = DEAD
@@ -294,9 +300,7 @@ class SMC:
             if cut is not None:  # a stop sequence: the output is the text before it
                 self.data[i] = self.data[i][:cut]
                 self.stopped[i] = True
-            if self.critics:
-                text = self.data[i].decode("utf-8", errors="replace")
-                self.logw[i] += self._critic_complete(text) - self.phi[i]
+            self._score_complete(i)
         elif self.critics:
             phi = self._critic_prefix(decode_prefix(self.data[i]))
             self.logw[i] += phi - self.phi[i] if phi > -math.inf else -math.inf
@@ -353,9 +357,8 @@ class SMC:
             if not self.bound.trivial and not self.bound.check(self.cstate[i], self.eos):
                 self.status[i] = DEAD
                 self.logw[i] = -math.inf
-            elif self.critics:
-                text = self.data[i].decode("utf-8", errors="replace")
-                self.logw[i] += self._critic_complete(text) - self.phi[i]
+            else:
+                self._score_complete(i)
                 if self.logw[i] == -math.inf:
                     self.status[i] = DEAD
 

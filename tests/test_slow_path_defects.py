@@ -193,3 +193,16 @@ def test_e_a_potential_that_rules_out_the_empty_text_gives_no_nan():
     r = generate(lm, None, late, num_particles=8, max_tokens=T, seed=0)
     assert all(not math.isnan(v) for v in r.posterior.values())
     assert r.log_ml is not None and not math.isnan(r.log_ml) and r.log_ml < math.inf
+
+
+def test_d2_a_stopping_criterion_keeps_only_texts_that_pass_the_complete_check():
+    from awrs_adapters.smc import SMC
+
+    lm, c, T = ends_with_a()
+    smc = SMC(lm, None, c, num_particles=16, max_tokens=T, rng=np.random.default_rng(0))
+    smc.step()
+    smc.finish(range(smc.N))  # a criterion fired for every particle
+    r = smc.result()
+    for p in r.particles:
+        assert p.stopped or p.finished
+        assert (p.log_weight > -math.inf) == (p.text.endswith("a")), p
