@@ -54,7 +54,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "awrs_adapters.integrations.langchain needs langchain-core: "
         "pip install 'awrs-adapters[langchain]'"
     ) from e
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, SecretStr
 
 from ..errors import ConfigError, NoValidSampleError
 from ..lm.base import LanguageModel
@@ -89,24 +89,152 @@ def _text_of(content: Any) -> str:
     return "".join(parts)
 
 
-def messages_to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    """LangChain messages -> ``[{"role", "content"}]`` for the model's chat template."""
-    out = []
+def messages_to_chat(
+    messages: Sequence[BaseMessage], tools: Sequence[dict] | None = None,
+    tool_choice: str = "auto", parallel: bool = False,
+) -> list[dict[str, str]]:
+    """LangChain messages -> ``[{"role", "content"}]`` for the model's chat template.
+
+    Tool use is written in the wire format of :mod:`awrs_adapters.constraints.tools`
+    (Hermes / Qwen2.5): ``tools`` become instructions appended to the system message (one
+    is added first when there is none); an ``AIMessage``'s ``tool_calls`` become
+    ``<tool_call>`` blocks after its text; consecutive ``ToolMessage``s become one user
+    turn of ``<tool_response>`` blocks, so roles still alternate (Gemma's template
+    requires it).
+    """
+    from ..constraints.tools import format_tool_calls, render_tools
+
+    out: list[dict[str, str]] = []
     for m in messages:
+        content = _text_of(m.content)
         if isinstance(m, SystemMessage):
             role = "system"
         elif isinstance(m, HumanMessage):
             role = "user"
         elif isinstance(m, AIMessage):
             role = "assistant"
+            if m.tool_calls:
+                calls = format_tool_calls([(c["name"], c["args"]) for c in m.tool_calls])
+                content = f"{content}\n{calls}" if content else calls
         elif isinstance(m, ToolMessage):
-            role = "tool"
+            block = f"<tool_response>\n{content}\n</tool_response>"
+            if out and out[-1]["role"] == "user" and out[-1]["content"].startswith("<tool_response>"):
+                out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + block}
+                continue
+            role, content = "user", block
         elif isinstance(m, ChatMessage):
             role = m.role
         else:
             role = "user"
-        out.append({"role": role, "content": _text_of(m.content)})
+        out.append({"role": role, "content": content})
+    if tools:
+        text = render_tools(tools, tool_choice, parallel)
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{text}"}
+        else:
+            out.insert(0, {"role": "system", "content": text})
     return out
+
+
+_TOOL_CONSTRAINTS: dict[str, Any] = {}
+
+
+def _tool_constraint(tools: list[dict], choice: str, parallel: bool, validators: dict) -> Any:
+    """The :class:`~awrs_adapters.constraints.tools.ToolCalls` of a binding (cached)."""
+    import json
+
+    from ..constraints.tools import ToolCalls
+
+    key = json.dumps([tools, choice, parallel, sorted((k, id(v)) for k, v in validators.items())],
+                     sort_keys=True, default=str)
+    with _MODELS_LOCK:
+        hit = _TOOL_CONSTRAINTS.get(key)
+    if hit is None:
+        hit = ToolCalls(tools, choice=choice, parallel=parallel, validators=validators)
+        with _MODELS_LOCK:
+            if len(_TOOL_CONSTRAINTS) > 64:
+                _TOOL_CONSTRAINTS.clear()
+            _TOOL_CONSTRAINTS[key] = hit
+    return hit
+
+
+def _call_id() -> str:
+    import uuid
+
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def _tool_choice(choice: Any, names: list[str]) -> str:
+    """LangChain/OpenAI ``tool_choice`` -> ``auto`` / ``required`` / ``none`` / a name."""
+    if choice is None or choice == "auto":
+        return "auto"
+    if choice is True or choice in ("any", "required"):
+        return "required"
+    if choice is False or choice == "none":
+        return "none"
+    if isinstance(choice, dict):
+        fn = choice.get("function") if choice.get("type") == "function" else None
+        name = fn.get("name") if isinstance(fn, dict) else choice.get("name")
+        if isinstance(name, str):
+            choice = name
+    if isinstance(choice, str) and choice in names:
+        return choice
+    raise ConfigError(
+        f"tool_choice={choice!r} names no bound tool; use None/'auto', 'any'/'required'/True, "
+        f"'none'/False, or one of {names}"
+    )
+
+
+class _ToolStream:
+    """Turns committed output text into message chunks that never retract.
+
+    Text mode (the output does not start with ``<tool_call>``): content deltas. Tool
+    mode: ``tool_call_chunks``: the name and id once a call's head is committed, then
+    its arguments' JSON text as it is committed (never the closing tags).
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.mode: str | None = None
+        self.sent = 0
+        self.calls: list[list[Any]] = []  # [id, args chars sent]
+
+    def feed(self, piece: str) -> list[AIMessageChunk]:
+        from ..constraints.tools import _HEAD, _TAG, CALL_CLOSE, CALL_OPEN, _args_end
+
+        self.text += piece
+        t = self.text
+        if self.mode is None:
+            if t.startswith(_TAG):
+                self.mode = "tools"
+            elif not _TAG.startswith(t):
+                self.mode = "text"
+            else:
+                return []
+        if self.mode == "text":
+            out = [AIMessageChunk(content=t[self.sent:])] if len(t) > self.sent else []
+            self.sent = len(t)
+            return out
+        chunks = []
+        for i, block in enumerate(t.split(CALL_CLOSE)):
+            body = block.lstrip("\n")
+            if not body.startswith(CALL_OPEN):
+                break
+            body = body[len(CALL_OPEN):]
+            m = _HEAD.match(body)
+            if m is None or m.end() >= len(body):  # head not settled yet
+                break
+            if i == len(self.calls):
+                self.calls.append([_call_id(), 0])
+                chunks.append(AIMessageChunk(content="", tool_call_chunks=[
+                    {"name": m.group(1), "args": "", "id": self.calls[i][0], "index": i}]))
+            end = _args_end(body, m.end())
+            args = body[m.end(): end if end is not None else len(body)]
+            if len(args) > self.calls[i][1]:
+                chunks.append(AIMessageChunk(content="", tool_call_chunks=[
+                    {"name": None, "args": args[self.calls[i][1]:], "id": None, "index": i}]))
+                self.calls[i][1] = len(args)
+        return chunks
 
 
 def _pieces_in_thread(run: Any) -> Iterator[str]:
@@ -170,6 +298,9 @@ class _AWRSFields:
     """Retries (next draws of the seed's generator) when no particle survives."""
     streaming: bool = False
     """Chat model: route ``invoke`` through ``_stream`` (callbacks get tokens as committed)."""
+    api_key: SecretStr | None = Field(default=None, exclude=True)
+    """Accepted so ``ChatAWRS`` can replace a hosted chat model unchanged; a local model
+    needs no key and ignores it."""
 
     def _lm_for(self, kwargs: dict[str, Any]) -> LanguageModel:
         name = kwargs.get("model")
@@ -188,10 +319,12 @@ class _AWRSFields:
         return RunParams(**vals)
 
     def _run(
-        self, prompt: Any, stop: list[str] | None, kwargs: dict[str, Any], on_text: Any = None
+        self, prompt: Any, stop: list[str] | None, kwargs: dict[str, Any], on_text: Any = None,
+        constraint: Any = None,
     ) -> tuple[SMCResult, LanguageModel]:
         lm = self._lm_for(kwargs)
-        constraint = kwargs.get("constraint", self.constraint)
+        if constraint is None:
+            constraint = kwargs.get("constraint", self.constraint)
         res = run_streaming(lm, prompt, constraint, self._params(kwargs),
                             stop=stop if stop is not None else self.stop, on_text=on_text)
         if not res.ok:
@@ -223,7 +356,12 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
     pydantic class (its validators hold), a JSON-schema dict or a TypedDict.
     ``usage_metadata.output_tokens`` counts tokens drawn over all particles (the compute
     spent); ``response_metadata`` carries the particles, posterior, ``log_ml``, ESS and
-    timing. Tool calling is not supported.
+    timing.
+
+    Tool calling: ``bind_tools`` renders the tools into the system message and constrains
+    the output to free text or calls valid under the tools' schemas (see
+    :mod:`awrs_adapters.constraints.tools` for the wire format); the message then carries
+    ``tool_calls``. ``api_key`` is accepted and ignored (a local model has no key).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", populate_by_name=True)
@@ -249,14 +387,87 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         return params
 
     def _message(self, res: SMCResult, lm: LanguageModel, prompt: Any, kwargs: dict) -> AIMessage:
+        from ..constraints.tools import parse_tool_calls
+
         n_in = lm.prompt_length(prompt)
         n_out = res.stats.tokens
+        content, tool_calls = res.text, []
+        calls = parse_tool_calls(res.text) if kwargs.get("tools") else None
+        if calls:
+            content = ""
+            tool_calls = [{"name": c.name, "args": c.arguments, "id": _call_id(),
+                           "type": "tool_call"} for c in calls]
         return AIMessage(
-            content=res.text,
+            content=content,
+            tool_calls=tool_calls,
             response_metadata=self._metadata(res, kwargs.get("model", self.model)),
             usage_metadata={"input_tokens": n_in, "output_tokens": n_out,
                             "total_tokens": n_in + n_out},
         )
+
+    def _prepare(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        """The prompt and constraint of a call (tools bound with ``bind_tools`` included)."""
+        tools = kwargs.get("tools")
+        if not tools:
+            return messages_to_chat(messages), None
+        names = [t["function"]["name"] for t in tools]
+        choice = _tool_choice(kwargs.get("tool_choice"), names)
+        parallel = bool(kwargs.get("parallel_tool_calls"))  # None: one call per turn
+        user = kwargs.get("constraint", self.constraint)
+        if choice == "none" and user is not None:
+            constraint = user
+        else:
+            if user is not None:
+                raise ConfigError(
+                    "both tools and a constraint are bound; a tool call's arguments are "
+                    "constrained by the tool's schema: drop constraint=, or bind the tools "
+                    "with tool_choice='none'"
+                )
+            constraint = _tool_constraint(tools, choice, parallel,
+                                          kwargs.get("tool_validators") or {})
+        return messages_to_chat(messages, tools, choice, parallel), constraint
+
+    def bind_tools(  # type: ignore[override]
+        self,
+        tools: Sequence[Any],
+        *,
+        tool_choice: str | bool | dict | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable:
+        """Bind tools: the output is text or calls valid under the tools' schemas.
+
+        Args:
+            tools: ``@tool`` functions, ``BaseTool``s, pydantic classes, TypedDicts,
+                functions with docstrings, or OpenAI-format dicts. The arguments of a
+                pydantic class, and of a ``BaseTool`` whose ``tool_call_schema`` is one,
+                must also pass its validators.
+            tool_choice: None/``"auto"`` (text or calls), ``"any"``/``"required"``/True
+                (one or more calls), a tool name or ``{"type": "function", "function":
+                {"name": ...}}`` (calls to that tool), ``"none"``/False (text only).
+            parallel_tool_calls: True allows several calls in one message; None (the
+                default) and False allow one. Hosted models default to several; small
+                local models, given the choice, tend to repeat a call until
+                ``max_tokens``, and an agent loop makes sequential calls anyway.
+
+        Raises:
+            ConfigError: ``tool_choice`` names no bound tool.
+        """
+        from langchain_core.tools import BaseTool
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+        from langchain_core.utils.pydantic import is_basemodel_subclass
+
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        names = [t["function"]["name"] for t in formatted]
+        choice = _tool_choice(tool_choice, names)  # fail at bind time, not at invoke
+        validators = {}
+        for t, f in zip(tools, formatted):
+            model = t.tool_call_schema if isinstance(t, BaseTool) else t
+            if isinstance(model, type) and is_basemodel_subclass(model):
+                validators[f["function"]["name"]] = model
+        return super().bind(tools=formatted, tool_choice=choice,
+                            parallel_tool_calls=parallel_tool_calls,
+                            tool_validators=validators, **kwargs)
 
     def _generate(
         self,
@@ -269,8 +480,8 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
             from langchain_core.language_models.chat_models import generate_from_stream
 
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-        prompt = messages_to_chat(messages)
-        res, lm = self._run(prompt, stop, kwargs)
+        prompt, constraint = self._prepare(messages, kwargs)
+        res, lm = self._run(prompt, stop, kwargs, constraint=constraint)
         msg = self._message(res, lm, prompt, kwargs)
         return ChatResult(generations=[ChatGeneration(message=msg)],
                           llm_output={"log_ml": res.log_ml, "model_name": msg.response_metadata["model_name"]})
@@ -282,18 +493,27 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        prompt = messages_to_chat(messages)
-        pieces = _pieces_in_thread(lambda on_text: self._run(prompt, stop, kwargs, on_text=on_text))
+        prompt, constraint = self._prepare(messages, kwargs)
+        pieces = _pieces_in_thread(
+            lambda on_text: self._run(prompt, stop, kwargs, on_text=on_text, constraint=constraint))
+        shaper = _ToolStream() if kwargs.get("tools") else None
         while True:
             try:
                 item = next(pieces)
             except StopIteration as fin:
                 res, lm = fin.value
                 break
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=item))
-            if run_manager:
-                run_manager.on_llm_new_token(item, chunk=chunk)
-            yield chunk
+            msgs = shaper.feed(item) if shaper else [AIMessageChunk(content=item)]
+            for m in msgs:
+                chunk = ChatGenerationChunk(message=m)
+                if run_manager:
+                    run_manager.on_llm_new_token(m.content if isinstance(m.content, str) else "",
+                                                 chunk=chunk)
+                yield chunk
+        if shaper is not None and shaper.mode is None and shaper.text:  # e.g. the text "<to"
+            shaper.mode = "text"
+            for m in shaper.feed(""):
+                yield ChatGenerationChunk(message=m)
         msg = self._message(res, lm, prompt, kwargs)
         yield ChatGenerationChunk(
             message=AIMessageChunk(content="", response_metadata=msg.response_metadata,

@@ -35,11 +35,6 @@ class TestChatAWRSStandard(ChatModelUnitTests):
     def chat_model_params(self) -> dict:
         return {"model": "smollm2-135m-instruct", "num_particles": 2}
 
-    @property
-    def standard_chat_model_params(self) -> dict:
-        params = super().standard_chat_model_params
-        params.pop("api_key", None)  # a local model has no key
-        return params
 
 
 def words_lm():
