@@ -37,7 +37,7 @@ RECIPES = {
     "03_text_to_sql": {"particles": 4},
     "04_transformers_generate": {"particles": 4},
     "05_regex_and_soft_potential": {"particles": 8},
-    "06_sqlite_agent": {"particles": 2, "questions": 2},
+    "06_sqlite_agent": {"particles": 2, "questions": 1, "max_tokens": 56},
 }
 
 
