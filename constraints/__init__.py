@@ -11,7 +11,8 @@ Example::
 
 Fast path: :class:`Regex`, :class:`JSONSchema` (outlines-core or llguidance),
 :class:`Grammar` (Lark, llguidance). Slow path: :class:`Predicate`, and
-:class:`Pydantic` (schema fast path + validators). Outlines types convert with
+:class:`Pydantic` (schema fast path + validators). :class:`ToolCalls`: text or tool
+calls valid under the tools' schemas (LangChain's ``bind_tools``). Outlines types convert with
 :func:`from_outlines` (also automatic wherever a constraint is accepted).
 """
 
@@ -25,6 +26,7 @@ from .predicate import Potential, Predicate
 from .product import And, split
 from .pydantic import Pydantic
 from .regex import JSONSchema, Regex
+from .tools import ToolCalls
 
 __all__ = [
     "And",
@@ -37,6 +39,7 @@ __all__ = [
     "Pydantic",
     "Regex",
     "TokenConstraint",
+    "ToolCalls",
     "TrueConstraint",
     "as_constraint",
     "from_outlines",
