@@ -49,6 +49,7 @@ __all__ = [
     "CALL_OPEN",
     "ToolCall",
     "ToolCalls",
+    "call_arguments",
     "format_tool_calls",
     "normalize_tool",
     "parse_tool_calls",
@@ -277,22 +278,10 @@ class ToolCalls(Constraint):
 
     def _prefix(self, text: str) -> bool:
         """Sound prefix check of the pydantic tools' validators (other checks: grammar)."""
-        if not text.startswith(_TAG):
-            return True
-        for block in text.split(CALL_CLOSE):
-            body = block.lstrip("\n")
-            if not body.startswith(CALL_OPEN):
-                continue
-            body = body[len(CALL_OPEN):]
-            m = _HEAD.match(body)
-            if m is None or m.group(1) not in self._models:
-                continue
-            end = _args_end(body, m.end())
-            model = self._models[m.group(1)]
-            if end is None:
-                if not model.check_prefix(body[m.end():]):
-                    return False
-            elif not model._complete(body[m.end():end]):
+        for name, args, closed in call_arguments(text):
+            model = self._models.get(name)
+            if model is not None and not (model._complete(args) if closed
+                                          else model.check_prefix(args)):
                 return False
         return True
 
@@ -316,6 +305,29 @@ class ToolCalls(Constraint):
 
     def __repr__(self) -> str:
         return f"ToolCalls({self.names}, choice={self.choice!r}, parallel={self.parallel})"
+
+
+def call_arguments(text: str) -> list[tuple[str, str, bool]]:
+    """For each call begun in ``text`` (a prefix of the wire format) whose arguments have
+    begun: ``(name, arguments text so far, whether the arguments value is closed)``.
+
+    The arguments text only grows as ``text`` grows (it starts at the value's first
+    character), so it can be streamed.
+    """
+    out = []
+    if not text.startswith(_TAG):
+        return out
+    for block in text.split(CALL_CLOSE):
+        body = block.lstrip("\n")
+        if not body.startswith(CALL_OPEN):
+            break
+        body = body[len(CALL_OPEN):]
+        m = _HEAD.match(body)
+        if m is None or m.end() >= len(body):  # the head is not settled yet
+            break
+        end = _args_end(body, m.end())
+        out.append((m.group(1), body[m.end(): len(body) if end is None else end], end is not None))
+    return out
 
 
 def parse_tool_calls(text: str, *, strict: bool = True) -> list[ToolCall] | None:

@@ -200,7 +200,7 @@ class _ToolStream:
         self.calls: list[list[Any]] = []  # [id, args chars sent]
 
     def feed(self, piece: str) -> list[AIMessageChunk]:
-        from ..constraints.tools import _HEAD, _TAG, CALL_CLOSE, CALL_OPEN, _args_end
+        from ..constraints.tools import _TAG, call_arguments
 
         self.text += piece
         t = self.text
@@ -216,20 +216,11 @@ class _ToolStream:
             self.sent = len(t)
             return out
         chunks = []
-        for i, block in enumerate(t.split(CALL_CLOSE)):
-            body = block.lstrip("\n")
-            if not body.startswith(CALL_OPEN):
-                break
-            body = body[len(CALL_OPEN):]
-            m = _HEAD.match(body)
-            if m is None or m.end() >= len(body):  # head not settled yet
-                break
+        for i, (name, args, _closed) in enumerate(call_arguments(t)):
             if i == len(self.calls):
                 self.calls.append([_call_id(), 0])
                 chunks.append(AIMessageChunk(content="", tool_call_chunks=[
-                    {"name": m.group(1), "args": "", "id": self.calls[i][0], "index": i}]))
-            end = _args_end(body, m.end())
-            args = body[m.end(): end if end is not None else len(body)]
+                    {"name": name, "args": "", "id": self.calls[i][0], "index": i}]))
             if len(args) > self.calls[i][1]:
                 chunks.append(AIMessageChunk(content="", tool_call_chunks=[
                     {"name": None, "args": args[self.calls[i][1]:], "id": None, "index": i}]))
