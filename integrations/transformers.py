@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -163,6 +164,81 @@ def _draw(res: SMCResult, rng: np.random.Generator) -> Particle | None:
     w = np.exp(lw - lw.max())
     return ps[int(rng.choice(len(ps), p=w / w.sum()))]
 
+_WARPERS = ("TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "TopHLogitsWarper",
+            "MinPLogitsWarper", "TypicalLogitsWarper", "EpsilonLogitsWarper", "EtaLogitsWarper")
+
+
+def _without_warpers(processors: Any) -> list[Any]:
+    """generate's processors less the warpers it built from a config's ``do_sample=True``."""
+    return [p for p in (processors or []) if type(p).__name__ not in _WARPERS]
+
+
+class _Chain:
+    """Processors applied in order, as ``LogitsProcessorList`` does."""
+
+    def __init__(self, procs: list[Any]) -> None:
+        self.procs = procs
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for p in self.procs:
+            scores = p(input_ids, scores)
+        return scores
+
+
+def _sampling(cfg: Any, do_sample: bool | None, temperature: float | None, top_k: int | None,
+              top_p: float | None, min_p: float | None) -> tuple[bool, list[Any], list[str]]:
+    """(greedy, warpers for the prior, the truncation arguments in force) from the call."""
+    from transformers.generation.logits_process import (
+        EpsilonLogitsWarper,
+        EtaLogitsWarper,
+        MinPLogitsWarper,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+        TypicalLogitsWarper,
+    )
+
+    if do_sample is not None and not isinstance(do_sample, bool):
+        raise ConfigError(f"do_sample={do_sample!r}; pass True or False")
+    temp = temperature if temperature is not None else getattr(cfg, "temperature", None)
+    temp = 1.0 if temp is None else temp
+    if isinstance(temp, bool) or not isinstance(temp, int | float) or not (temp >= 0 and math.isfinite(temp)):
+        raise ConfigError(f"temperature={temp!r}; pass a finite number >= 0 (0 decodes greedily)")
+    if do_sample is False or temp == 0:
+        return True, [], []
+    warpers: list[Any] = []
+    cut: list[str] = []
+    if temp != 1.0:
+        warpers.append(TemperatureLogitsWarper(float(temp)))
+    if top_k is not None and top_k != 0:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+            raise ConfigError(f"top_k={top_k!r}; pass an int >= 0 (0 or None: no truncation)")
+        warpers.append(TopKLogitsWarper(top_k=top_k))
+        cut.append(f"top_k={top_k}")
+    for name, v, lo_open in (("top_p", top_p, True), ("min_p", min_p, False)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)
+                              or not (0 < v <= 1 if lo_open else 0 <= v <= 1)):
+            raise ConfigError(f"{name}={v!r}; pass a number in {'(0, 1]' if lo_open else '[0, 1]'}"
+                              " (None: no truncation)")
+    if top_p is not None and top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p=float(top_p)))
+        cut.append(f"top_p={top_p}")
+    if min_p is not None and min_p > 0:
+        warpers.append(MinPLogitsWarper(min_p=float(min_p)))
+        cut.append(f"min_p={min_p}")
+    # these three are never filled in by defaults: set on a config, they were asked for
+    typical, eps, eta = (getattr(cfg, k, None) for k in ("typical_p", "epsilon_cutoff", "eta_cutoff"))
+    if typical is not None and typical < 1.0:
+        warpers.append(TypicalLogitsWarper(mass=typical))
+        cut.append(f"typical_p={typical}")
+    if eps is not None and 0.0 < eps < 1.0:
+        warpers.append(EpsilonLogitsWarper(epsilon=eps))
+        cut.append(f"epsilon_cutoff={eps}")
+    if eta is not None and 0.0 < eta < 1.0:
+        warpers.append(EtaLogitsWarper(epsilon=eta))
+        cut.append(f"eta_cutoff={eta}")
+    return False, warpers, cut
+
 
 def smc_generate(
     model: Any,
@@ -181,14 +257,30 @@ def smc_generate(
     seed: int | np.random.Generator | None = None,
     awrs_tokenizer: Any = None,
     awrs_streamer: Any = None,
+    do_sample: bool | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
     **model_kwargs: Any,
 ) -> SMCGenerateOutput:
     """A ``custom_generate`` strategy for ``model.generate``: AWRS-SMC per prompt.
 
-    Honours ``max_new_tokens``/``max_length``, ``do_sample`` (False decodes greedily,
-    the most probable valid token), ``temperature``/``top_k``/``top_p`` and every other
-    processor generate prepared (applied to the raw logits before the constraint: they
-    define the prior), ``eos_token_id`` (all merged into one end), stopping criteria
+    It **samples by default** (``num_particles`` weighted particles and a ``log_ml``),
+    whatever transformers' ``do_sample`` default says: it decodes greedily (one particle,
+    the most probable valid token each step, a warning when ``num_particles > 1``) only
+    when the call passes ``do_sample=False`` or ``temperature=0``. The target is the
+    model at ``temperature`` (the call's, else the model's generation config, else 1)
+    conditioned on the constraint. Truncation (``top_k``, ``top_p``, ``min_p``) is
+    applied only when the call passes it: the defaults generate would fill in
+    (``top_k=50``) or a checkpoint's config sets are tuned for unconstrained sampling,
+    and applied before the constraint they can remove every valid token (the end a
+    constraint needs falls outside the top 50 and every particle dies). When passed,
+    they are part of the prior (applied to the raw logits before the constraint).
+
+    Honours ``max_new_tokens``/``max_length``, your logits processors (applied to the
+    raw logits before the constraint: they define the prior), ``eos_token_id`` (all
+    merged into one end), stopping criteria
     (a particle they stop ends there, and its text must pass the constraint's complete
     check; ``stop_strings`` end the output before the stop, see
     :mod:`awrs_adapters.stops`), left-padded batches (each prompt gets
@@ -196,7 +288,9 @@ def smc_generate(
     reproducible; by default it is drawn from torch's generator, so ``torch.manual_seed``
     works as with plain generate. ``awrs_tokenizer`` is required unless the model folder
     has a tokenizer; ``awrs_streamer`` receives the tokens every weighted particle
-    shares as soon as they are fixed, then the rest (batch of one prompt).
+    shares as soon as they are fixed, then the rest (batch of one prompt). When no
+    particle of a prompt survives, its row is the prompt alone, ``results[b].ok`` is
+    False and a warning gives ``results[b].hint``.
     """
     cfg = generation_config if generation_config is not None else model.generation_config
     tok = awrs_tokenizer
@@ -214,17 +308,24 @@ def smc_generate(
     streamer = awrs_streamer if awrs_streamer is not None else streamer
     ends = tuple(_ids_list(getattr(cfg, "eos_token_id", None)))
     base = _lm_for(model, tok, ends)
-    lm = _ProcessedLM(base, logits_processor if logits_processor else None)
     attn = model_kwargs.get("attention_mask")
     B, L = input_ids.shape
     max_len = getattr(cfg, "max_length", None)
     max_new = getattr(cfg, "max_new_tokens", None) or ((max_len - L) if max_len else 20)
     if max_new < 1:
         raise ConfigError(f"max_new_tokens={max_new}; the prompt already fills max_length={max_len}")
-    greedy = not getattr(cfg, "do_sample", False)
+    greedy, warpers, cut = _sampling(cfg, do_sample, temperature, top_k, top_p, min_p)
+    if greedy and isinstance(num_particles, int) and num_particles > 1:
+        warnings.warn(
+            f"smc_generate decodes greedily ({'do_sample=False' if do_sample is False else 'temperature=0'}"
+            f" in the call): one particle, no weights, log_ml None, instead of num_particles="
+            f"{num_particles}. Drop it to sample the constrained posterior.", stacklevel=3)
+    procs = _without_warpers(logits_processor) if getattr(cfg, "do_sample", False) else logits_processor
+    procs = list(procs or []) + warpers
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
     rng = make_rng(seed)
+    lm = _ProcessedLM(base, _Chain(procs) if procs else None)
     proposal, critics = split(as_constraint(constraint))
     c = proposal if not critics else as_constraint(constraint)
     # max length and EOS are the engine's own business (forced end with its weight and
@@ -264,6 +365,13 @@ def smc_generate(
                     streamer.put(torch.tensor(common[sent:]))
                     sent = len(common)
         res = smc.result()
+        if not res.ok:
+            if cut:
+                res.hint += (
+                    f" {', '.join(cut)} in the call truncated the model before the constraint: it "
+                    "removes valid tokens too (often the end the constraint needs). Drop it: the "
+                    "constraint already restricts the output.")
+            warnings.warn(f"smc_generate: prompt {b}: {res.hint}", stacklevel=3)
         results.append(res)
         chosen = _draw(res, rng)
         new = [] if chosen is None else list(chosen.token_ids)
@@ -307,6 +415,9 @@ class AWRSLogitsProcessor(LogitsProcessor):
     ``input_ids`` (its length does not continue the last one) and resets the state.
     ``dead_rows`` lists the rows of the last call that reached a dead end (no valid
     token: the row is ended and its text is not accepted); ``checks`` counts checks.
+    A row cut by ``max_new_tokens`` is a valid prefix, not a valid output:
+    ``unfinished_rows(out)`` lists (and warns about) the rows of an output that the
+    constraint does not accept as complete.
     """
 
     def __init__(
@@ -321,6 +432,10 @@ class AWRSLogitsProcessor(LogitsProcessor):
     ) -> None:
         if not (isinstance(temperature, int | float) and temperature > 0 and math.isfinite(temperature)):
             raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
+        if tokenizer is None or not (hasattr(tokenizer, "convert_ids_to_tokens") or callable(tokenizer)):
+            raise ConfigError(
+                f"tokenizer={tokenizer!r}; pass the model's tokenizer "
+                "(AutoTokenizer.from_pretrained(...)): the processor reads the tokens' bytes")
         self.constraint = as_constraint(constraint)
         if split(self.constraint)[1]:
             raise ConfigError(
@@ -345,6 +460,36 @@ class AWRSLogitsProcessor(LogitsProcessor):
         self._other = torch.tensor([i for i in self.ends if i != self.eos], dtype=torch.long)
         self._width = width
 
+    def unfinished_rows(self, sequences: torch.Tensor, *, warn: bool = True) -> list[int]:
+        """Rows of ``generate``'s output whose text the constraint does not accept.
+
+        A row that ended with an end token is complete; a row cut by ``max_new_tokens``
+        (or another stopping criterion) is only a valid *prefix*, and a dead-end row is
+        not valid at all. Pass the ``sequences`` of the last call (prompt included); with
+        ``warn`` a warning names the rows. Raise ``max_new_tokens`` for the cut ones.
+        """
+        if self._last_len is None:
+            raise ConfigError("unfinished_rows: no generate call has used this processor yet")
+        out = []
+        for b, row in enumerate(sequences[:, self._prompt_len:].tolist()):
+            if b in self.dead_rows:
+                out.append(b)
+                continue
+            state, ended = self.bound.initial_state(), False
+            for t in row:
+                if t in self.ends:
+                    ended = True
+                    break
+                state = self.bound.advance(state, int(t))
+            if not ended and not self.bound.check(state, self.eos):
+                out.append(b)
+        if out and warn:
+            warnings.warn(
+                f"AWRSLogitsProcessor: row(s) {out} stopped before the constraint was complete "
+                "(cut by max_new_tokens or a stopping criterion, or a dead end): their text is "
+                "a valid prefix only. Raise max_new_tokens.", stacklevel=2)
+        return out
+
     def reset(self) -> None:
         """Forget the current generation (done automatically when a new one starts)."""
         self._last_len = None
@@ -366,6 +511,8 @@ class AWRSLogitsProcessor(LogitsProcessor):
                     self.done[b] = True
                 else:
                     self.states[b] = self.bound.advance(self.states[b], y)
+        if self._last_len is None or L != self._last_len + 1:
+            self._prompt_len = L
         self._last_len = L
         lp = torch.log_softmax(scores.detach().float().cpu() / self.temperature, dim=-1)
         if len(self.ends) > 1:

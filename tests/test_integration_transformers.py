@@ -14,7 +14,7 @@ import torch
 from transformers import LogitsProcessorList, StoppingCriteriaList, StopStringCriteria
 
 from awrs_adapters import ConfigError, generate
-from awrs_adapters.constraints import Potential, Predicate
+from awrs_adapters.constraints import Potential, Predicate, Regex
 from awrs_adapters.examples import ends_with_a
 from awrs_adapters.integrations.transformers import (
     CUSTOM_GENERATE_DIR,
@@ -49,9 +49,9 @@ def setup():
 def test_smc_generate_batch_of_two_prompts_matches_direct_generate(setup):
     model, tok = setup
     inputs = tok(["hello there", "a"], return_tensors="pt", padding=True)
+    # no do_sample, no top_k: it samples, and generate's default top_k=50 is not applied
     out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
-                         num_particles=16, max_new_tokens=6, do_sample=True, top_k=0,
-                         awrs_tokenizer=tok, seed=3)
+                         num_particles=16, max_new_tokens=6, awrs_tokenizer=tok, seed=3)
     assert isinstance(out, SMCGenerateOutput)
     L = inputs["input_ids"].shape[1]
     assert out.sequences.shape[0] == 2 and torch.equal(out.sequences[:, :L], inputs["input_ids"])
@@ -67,14 +67,60 @@ def test_smc_generate_batch_of_two_prompts_matches_direct_generate(setup):
         rng.random()  # smc_generate drew its sequence from the posterior with this rng
 
 
+def test_smc_generate_samples_by_default_greedy_only_when_asked(setup):
+    model, tok = setup
+    assert len(tok) > 50  # so that a default top_k=50 would change the posterior
+    inputs = tok(["hello"], return_tensors="pt")
+    lm = TransformersLM(model, tok)
+    ids = inputs["input_ids"][0].tolist()
+    # a checkpoint's own config asking for sampling with truncation is not applied either
+    saved = model.generation_config
+    model.generation_config = type(saved)(**{**saved.to_dict(), "do_sample": True, "top_k": 3,
+                                             "top_p": 0.5})
+    try:
+        out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                             num_particles=8, max_new_tokens=5, awrs_tokenizer=tok, seed=5)
+    finally:
+        model.generation_config = saved
+    res = out.results[0]
+    assert len(res.particles) == 8 and res.log_ml is not None
+    direct = generate(lm, ids, LETTERS, num_particles=8, max_tokens=5, seed=5)
+    assert direct.posterior == res.posterior and direct.log_ml == res.log_ml
+    # temperature from the call is the prior's (applied before the EOS merge, as TransformersLM)
+    hot = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                         num_particles=8, max_new_tokens=5, temperature=1.7, awrs_tokenizer=tok,
+                         seed=5)
+    direct = generate(lm, ids, LETTERS, num_particles=8, max_tokens=5, temperature=1.7, seed=5)
+    assert math.isclose(direct.log_ml, hot.results[0].log_ml, rel_tol=1e-4, abs_tol=1e-4)
+    for kw in ({"do_sample": False}, {"temperature": 0.0}):
+        with pytest.warns(UserWarning, match="greedily.*num_particles=8"):
+            g = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                               num_particles=8, max_new_tokens=5, awrs_tokenizer=tok, **kw)
+        assert len(g.results[0].particles) == 1 and g.results[0].log_ml is None
+    # truncation the call asks for is applied before the constraint; when it removes every
+    # valid token, the warning says so
+    nine = Regex("9")
+    ok = model.generate(**inputs, custom_generate=smc_generate, constraint=nine,
+                        num_particles=4, max_new_tokens=3, awrs_tokenizer=tok, seed=0)
+    assert ok.results[0].ok
+    with pytest.warns(UserWarning, match="top_k=1 in the call truncated"):
+        cut = model.generate(**inputs, custom_generate=smc_generate, constraint=nine,
+                             num_particles=4, max_new_tokens=3, top_k=1, awrs_tokenizer=tok,
+                             seed=0)
+    assert not cut.results[0].ok and "top_k=1" in cut.results[0].hint
+    with pytest.raises(ConfigError, match="top_p=1.5"):
+        model.generate(**inputs, custom_generate=smc_generate, constraint=nine, top_p=1.5,
+                       max_new_tokens=3, awrs_tokenizer=tok)
+
+
 def test_smc_generate_greedy_and_processors(setup):
     model, tok = setup
     inputs = tok(["hello"], return_tensors="pt")
     nonempty = Predicate(complete=lambda s: len(s) >= 1)
     a = model.generate(**inputs, custom_generate=smc_generate, constraint=nonempty,
-                       num_particles=4, max_new_tokens=5, do_sample=False, awrs_tokenizer=tok)
+                       num_particles=1, max_new_tokens=5, do_sample=False, awrs_tokenizer=tok)
     b = model.generate(**inputs, custom_generate=smc_generate, constraint=nonempty,
-                       num_particles=4, max_new_tokens=5, do_sample=False, awrs_tokenizer=tok)
+                       num_particles=1, max_new_tokens=5, do_sample=False, awrs_tokenizer=tok)
     assert torch.equal(a.sequences, b.sequences) and a.results[0].log_ml is None
     # a user processor that bans a token is honoured (applied before the constraint)
     banned = int(a.sequences[0, inputs["input_ids"].shape[1]])
