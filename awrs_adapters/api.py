@@ -33,9 +33,9 @@ def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     """A ``numpy.random.Generator`` from a seed, a Generator (used as is) or None (fresh)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
+    if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0):
         return np.random.default_rng(seed)
-    raise ConfigError(f"seed={seed!r}; pass an int, a numpy.random.Generator or None")
+    raise ConfigError(f"seed={seed!r}; pass an int >= 0, a numpy.random.Generator or None")
 
 
 def generate(

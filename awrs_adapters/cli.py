@@ -65,11 +65,9 @@ def _constraint(a: argparse.Namespace) -> Any:
     if a.regex is not None:
         return C.Regex(a.regex)
     if a.json_schema is not None:
-        path = Path(a.json_schema)
-        if not path.exists():
-            raise ConfigError(f"--json-schema {a.json_schema}: no such file")
+        text = _read(a.json_schema, "--json-schema")
         try:
-            schema = json.loads(path.read_text())
+            schema = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"--json-schema {a.json_schema}: not valid JSON ({e})") from e
         return C.JSONSchema(schema)
@@ -84,11 +82,24 @@ def _constraint(a: argparse.Namespace) -> Any:
             raise ConfigError(f"--pydantic {a.pydantic!r}: cannot import it ({e})") from e
         return C.Pydantic(model)
     if a.grammar is not None:
-        path = Path(a.grammar)
-        if not path.exists():
-            raise ConfigError(f"--grammar {a.grammar}: no such file")
-        return C.Grammar(path.read_text())
+        return C.Grammar(_read(a.grammar, "--grammar"))
     return None
+
+
+def _read(name: str, flag: str) -> str:
+    """The text of file ``name`` given to ``flag``, or a ConfigError saying what is wrong."""
+    path = Path(name)
+    if not path.exists():
+        raise ConfigError(f"{flag} {name}: no such file")
+    if not path.is_file():
+        raise ConfigError(f"{flag} {name}: is a folder, not a file; pass the file's path")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{flag} {name}: not a UTF-8 text file ({e.reason} at byte "
+                          f"{e.start}); pass the text file") from None
+    except OSError as e:
+        raise ConfigError(f"{flag} {name}: cannot be read ({e.strerror})") from None
 
 
 def _prompt(a: argparse.Namespace, lm: Any) -> Any:
@@ -105,6 +116,7 @@ def _generate(a: argparse.Namespace) -> int:
     from .smc import SMC, validate_args
 
     validate_args(a.particles, a.max_tokens, a.method, 0.5, "stratified", a.temperature)
+    rng = make_rng(a.seed)  # a bad seed fails before the model loads
     if a.quiet or not sys.stderr.isatty():
         from transformers.utils import logging as hf_logging
 
@@ -112,7 +124,7 @@ def _generate(a: argparse.Namespace) -> int:
     constraint = _constraint(a)
     lm = load(a.model)
     smc = SMC(lm, _prompt(a, lm), constraint, num_particles=a.particles, max_tokens=a.max_tokens,
-              method=a.method, temperature=a.temperature, rng=make_rng(a.seed))
+              method=a.method, temperature=a.temperature, rng=rng)
     show = not a.quiet and sys.stderr.isatty()
     t0 = time.perf_counter()
     for _ in smc:

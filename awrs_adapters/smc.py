@@ -171,6 +171,11 @@ class SMC:
         self.resampled: list[bool] = []
         self.ancestors: list[np.ndarray] = []
         self.stats = Stats()
+        # why particles died, for the hint: dead_end (no valid token), potential (a
+        # critic scored -inf), incomplete (not accepted when max_tokens or a stopping
+        # criterion ended it), no_end (p(EOS) = 0 where the end was forced)
+        self.deaths: dict[str, int] = dict.fromkeys(
+            ("dead_end", "potential", "incomplete", "no_end"), 0)
         self.phi0 = 0.0
         if self.critics:
             # the weights start at the twist of the empty text, so that the increments
@@ -230,7 +235,9 @@ class SMC:
             bad = "NaN" if torch.isnan(logp).any() else "+inf"
             raise LMError(
                 f"the language model returned {bad} log-probabilities at step {self.t}; check "
-                "the model's dtype (fp16 overflow on CPU is common: use float32) and its inputs"
+                "the model's dtype (fp16 overflow on CPU is common: use float32), its inputs, "
+                "and that no row gives every token probability 0 (normalising an all -inf "
+                "row gives NaN)"
             )
         if self.temperature not in (0.0, 1.0) and not self._lm_temperature:
             logp = torch.log_softmax(logp / self.temperature, dim=-1)
@@ -270,7 +277,12 @@ class SMC:
         for j, s in enumerate(states):
             lp = float(logp[j, self.eos])
             checks = 0 if self.bound.trivial else 1
-            ok = lp > -math.inf and (self.bound.trivial or self.bound.check(s, self.eos))
+            accepted = self.bound.trivial or self.bound.check(s, self.eos)
+            ok = lp > -math.inf and accepted
+            if not accepted:
+                self.deaths["incomplete"] += 1
+            elif not ok:
+                self.deaths["no_end"] += 1
             out.append(TokenDraw(self.eos if ok else None, lp if ok else -math.inf, checks))
         live = np.flatnonzero(self.status == LIVE)
         self.truncated[live] = True
@@ -284,6 +296,8 @@ class SMC:
 
     def _apply(self, i: int, d: TokenDraw) -> None:
         if d.token is None or d.log_weight == -math.inf:
+            if self.t < self.max_tokens:  # forced ends are counted by _force_eos
+                self.deaths["dead_end"] += 1
             self.status[i] = DEAD
             self.logw[i] = -math.inf
             return
@@ -306,6 +320,7 @@ class SMC:
             self.logw[i] += phi - self.phi[i] if phi > -math.inf else -math.inf
             self.phi[i] = phi
         if self.logw[i] == -math.inf:
+            self.deaths["potential"] += 1
             self.status[i] = DEAD
 
     def _maybe_resample(self) -> None:
@@ -355,11 +370,13 @@ class SMC:
             self.status[i] = DONE
             self.stopped[i] = True
             if not self.bound.trivial and not self.bound.check(self.cstate[i], self.eos):
+                self.deaths["incomplete"] += 1
                 self.status[i] = DEAD
                 self.logw[i] = -math.inf
             else:
                 self._score_complete(i)
                 if self.logw[i] == -math.inf:
+                    self.deaths["potential"] += 1
                     self.status[i] = DEAD
 
     def committed_prefix(self) -> bytes:
@@ -417,15 +434,33 @@ class SMC:
                 "make its prefix function return a finite log-weight on '' (a twist may be "
                 "-inf only where no completion can score above -inf)."
             )
-        n_trunc = int(self.truncated.sum())
+        d = self.deaths
         msg = (
             f"all {self.N} particles died: no complete string of at most "
             f"{self.max_tokens} tokens was accepted by the constraint ({self.method}). "
         )
-        if n_trunc:
+        if d["incomplete"]:
             msg += (
-                f"{n_trunc} particle(s) reached max_tokens={self.max_tokens} before the "
-                "constraint could end: raise max_tokens. "
+                f"{d['incomplete']} particle(s) reached max_tokens={self.max_tokens} (or a "
+                "stopping criterion) before the constraint accepted their text: raise "
+                "max_tokens. "
+            )
+        if d["no_end"]:
+            msg += (
+                f"{d['no_end']} particle(s) had an accepted text at max_tokens but the model "
+                "gives the end token probability 0 there (a logits processor or bias that "
+                "removes it, or an eos_token_id that is not the model's end). "
+            )
+        if d["potential"]:
+            msg += (
+                f"{d['potential']} particle(s) were given weight 0 by a Potential (a score of "
+                "-inf): check what its functions return on the texts they saw. "
+            )
+        if d["dead_end"]:
+            msg += (
+                f"{d['dead_end']} draw(s) met a dead end (no next token keeps the text valid "
+                "with probability > 0): a prefix check that cannot see a dead end coming, or "
+                "a model that gives every valid token probability 0. "
             )
         if self.stop:
             msg += (
@@ -434,9 +469,11 @@ class SMC:
                 "needs inside its output (e.g. '\\n' in a multi-line format) makes it "
                 "unsatisfiable. "
             )
+        longer = d["incomplete"] or d["dead_end"] or not any(d.values())
         msg += (
-            "Try more particles (num_particles), a larger max_tokens, a prompt that asks for "
-            "the format, or check that the constraint can be satisfied at all (e.g. its "
-            "accepts() on an example)."
+            "Try more particles (num_particles), "
+            + ("a larger max_tokens, " if longer else "")
+            + "a prompt that asks for the format, or check that the constraint can be "
+            "satisfied at all (e.g. its accepts() on an example)."
         )
         return msg

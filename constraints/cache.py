@@ -285,7 +285,12 @@ def _index_error_message(pattern: str, err: Exception) -> str:
     out = f"outlines-core cannot compile the pattern {shown!r}: {msg}"
     if detail:
         out += f"\n{detail}"
-    if "incompatible" in msg:
+    if "incompatible" in msg and "characters: []" in msg:
+        # no character at all leaves that state: the pattern itself matches nothing there
+        out = (f"pattern {shown!r} can match no string: part of it accepts no character at "
+               "all (an empty character class such as [^\\s\\S], or an intersection with "
+               "nothing in common)\nfix: rewrite that part of the pattern")
+    elif "incompatible" in msg:
         out += "\nfix: the vocabulary has no token for some character the pattern needs"
     else:
         out += (

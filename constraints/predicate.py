@@ -26,6 +26,8 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
+import numpy as np
+
 from ..errors import ConfigError, ConstraintError
 from ..vocab import Vocabulary, split_pending
 from .base import BoundConstraint, Constraint
@@ -33,12 +35,15 @@ from .cache import ResultCache
 
 __all__ = ["Potential", "Predicate"]
 
+_RAISED = object()  # what _call returns for a raising function under errors="reject"
+
+
 def _call(fn: Callable[[str], Any], text: str, what: str, errors: str, name: str) -> Any:
     try:
         return fn(text)
     except Exception as e:  # a user's check raised: report it with the text it saw
         if errors == "reject":
-            return None
+            return _RAISED
         raise ConstraintError(
             f"{name}'s {what} check raised {type(e).__name__}: {e} on text {text!r}; fix the "
             f"function, or create the {name} with errors='reject' to treat errors as rejection"
@@ -93,13 +98,15 @@ class Predicate(Constraint):
         self.lookahead = lookahead
 
     def accepts(self, text: str) -> bool:
-        return bool(_call(self.complete_fn, text, "complete", self.errors, self.name))
+        v = _call(self.complete_fn, text, "complete", self.errors, self.name)
+        return v is not _RAISED and bool(v)
 
     def check_prefix(self, text: str) -> bool:
         """The prefix check on ``text`` (True when no prefix function was given)."""
         if self.prefix_fn is None:
             return True
-        return bool(_call(self.prefix_fn, text, "prefix", self.errors, self.name))
+        v = _call(self.prefix_fn, text, "prefix", self.errors, self.name)
+        return v is not _RAISED and bool(v)
 
     def bind(self, vocab: Vocabulary) -> BoundConstraint:
         return _PredicateBound(self, vocab)
@@ -235,7 +242,15 @@ class Potential(Constraint):
     def _score(self, fn: Callable[[str], float], text: str, what: str) -> float:
         def compute(key: tuple[str, str]) -> float:
             v = _call(fn, text, what, self.errors, self.name)
-            v = -math.inf if v is None else float(v)
+            if v is _RAISED:
+                return -math.inf
+            if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer):
+                # None (a missing return) or a bool would silently read as a weight
+                raise ConstraintError(
+                    f"{self.name}'s {what} function returned {v!r} on text {text!r}; return a "
+                    "log-weight (a float; -inf rejects, 0.0 is neutral). A Boolean check is a "
+                    "Predicate, not a Potential")
+            v = float(v)
             if math.isnan(v) or v == math.inf:
                 raise ConstraintError(
                     f"{self.name}'s {what} score is {v} on text {text!r}; return a finite "

@@ -267,6 +267,50 @@ def _strip_anchors(pattern: str) -> str:
     return p
 
 
+#: Above this many unrolled positions a Regex is refused (a{10000}: ~3 s to compile).
+MAX_EXPANSION = 10_000
+
+
+def expansion(pattern: str) -> int:
+    """Positions of ``pattern`` with counted repetitions unrolled (0 when Python cannot parse it).
+
+    A proxy for the size of the automaton outlines-core builds eagerly: ``a{100000}``
+    is 100,000, ``(ab){3}c`` is 7. Parsed with Python's ``re`` parser, whose syntax
+    covers the counted repetitions of Rust's; a pattern it cannot read is not judged.
+    """
+    try:
+        import re._parser as sre  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse as sre  # type: ignore[no-redef]
+    try:
+        tree = sre.parse(pattern)
+    except Exception:
+        return 0
+    cap = MAX_EXPANSION * 1000
+
+    def size(items: Any) -> int:
+        total = 0
+        for op, av in items:
+            name = str(op)
+            if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                lo, hi, sub = av
+                reps = hi if hi != sre.MAXREPEAT else lo + 1
+                total += size(sub) * max(reps, 1)
+            elif name == "SUBPATTERN":
+                total += size(av[-1])
+            elif name == "BRANCH":
+                total += sum(size(b) for b in av[1])
+            elif name == "ATOMIC_GROUP":
+                total += size(av)
+            else:
+                total += 1
+            if total > cap:
+                return cap
+        return total
+
+    return size(tree)
+
+
 class Regex(TokenConstraint):
     """The output must match ``pattern`` as a whole (like ``re.fullmatch``).
 
@@ -298,6 +342,14 @@ class Regex(TokenConstraint):
                 "fix: use the syntax of Rust's regex crate without look-around, "
                 "backreferences or \\b"
             )
+        size = expansion(self._compiled)
+        if size > MAX_EXPANSION:
+            raise ConstraintError(
+                f"pattern={self.pattern!r:.80} unrolls to about {size:,} positions (counted "
+                f"repetitions multiply); outlines-core builds the whole automaton up front, "
+                f"which past ~{MAX_EXPANSION:,} takes minutes and cannot be interrupted. Lower "
+                "the counts, or use Grammar('start: /<pattern>/') (llguidance builds it "
+                "lazily)")
         from .grammar import byte_vocabulary
 
         compiled_index(byte_vocabulary(), self._compiled)  # raises ConstraintError
@@ -560,6 +612,21 @@ class JSONSchema(TokenConstraint):
         relax: bool | None = None,
         max_recursion_depth: int = 3,
     ) -> None:
+        d = max_recursion_depth
+        if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 64:
+            raise ConstraintError(
+                f"max_recursion_depth={d!r}; pass an int in [0, 64] (how many levels of a "
+                "recursive schema outlines-core unrolls; default 3)")
+        try:
+            self._init(schema, backend, whitespace_pattern, validate, relax, d)
+        except RecursionError:
+            raise ConstraintError(
+                "the schema is nested too deeply to process (Python's recursion limit); "
+                "flatten it: name repeated parts in $defs and point to them with $ref"
+            ) from None
+
+    def _init(self, schema: Any, backend: str, whitespace_pattern: str | None, validate: bool,
+              relax: bool | None, max_recursion_depth: int) -> None:
         if backend == "auto":
             backend = DEFAULT_JSON_BACKEND  # type: ignore[assignment]
         if backend not in JSON_BACKENDS:

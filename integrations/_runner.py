@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..api import make_rng
-from ..errors import GenerationTimeoutError
+from ..errors import ConfigError, GenerationTimeoutError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
-from ..smc import SMC
+from ..smc import SMC, validate_args
 from ..stops import check_stop
 from ..vocab import decode_prefix
 
@@ -48,6 +48,19 @@ class RunParams:
     seed: int | None = None
     timeout: float | None = None
     max_retries: int = 0
+
+    def __post_init__(self) -> None:
+        validate_args(self.num_particles, self.max_tokens, self.method, self.ess_threshold,
+                      self.resampling, self.temperature)
+        if self.seed is not None:
+            make_rng(self.seed)
+        t = self.timeout
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float)
+                              or not (t > 0 and math.isfinite(t))):
+            raise ConfigError(f"timeout={t!r}; pass seconds > 0, or None for no limit")
+        r = self.max_retries
+        if isinstance(r, bool) or not isinstance(r, int | np.integer) or r < 0:
+            raise ConfigError(f"max_retries={r!r}; pass an int >= 0 (0: no retry)")
 
 
 def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:

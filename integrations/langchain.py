@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import threading
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
@@ -258,6 +259,11 @@ def _pieces_in_thread(run: Any) -> Iterator[str]:
     return box["res"]
 
 
+#: keyword arguments a call (``invoke(..., **kw)``, ``bind(**kw)``) may carry
+_CALL_KWARGS = frozenset(RunParams.__dataclass_fields__) | {
+    "model", "constraint", "tools", "tool_choice", "parallel_tool_calls", "tool_validators"}
+
+
 class _AWRSFields:
     """Fields and helpers shared by :class:`ChatAWRS` and :class:`AWRSLLM`."""
 
@@ -301,8 +307,19 @@ class _AWRSFields:
             return self.lm
         return _load(self.model)
 
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        self._params({})  # a value that cannot work fails here, not at the first call
+
     def _params(self, kwargs: dict[str, Any]) -> RunParams:
         fields = RunParams.__dataclass_fields__
+        unknown = sorted(k for k in kwargs if k not in _CALL_KWARGS and not k.startswith("ls_"))
+        if unknown:
+            hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+                k, sorted(_CALL_KWARGS), n=1)) else repr(k) for k in unknown]
+            raise ConfigError(
+                f"unknown call argument(s) {', '.join(hints)}; a call takes "
+                f"{sorted(_CALL_KWARGS)} (and stop=)")
         vals = {k: getattr(self, k) for k in fields}
         vals.update({k: v for k, v in kwargs.items() if k in fields})
         if vals["method"] not in METHODS:
@@ -398,6 +415,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
 
     def _prepare(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[Any, Any]:
         """The prompt and constraint of a call (tools bound with ``bind_tools`` included)."""
+        self._params(kwargs)  # a misspelt or bad argument fails before any work
         tools = kwargs.get("tools")
         if not tools:
             return messages_to_chat(messages), None

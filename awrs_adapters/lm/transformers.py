@@ -28,9 +28,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LMError, VocabularyError
 from ..vocab import Vocabulary
 from .base import LanguageModel, ParticleBatch
 from .tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
@@ -205,16 +206,42 @@ class TransformersLM(LanguageModel):
         ``add_generation_prompt=True``; a list of ints is used as token ids; ``None`` is
         the empty prompt. An empty prompt becomes ``[bos]`` (or ``[eos]`` without BOS).
         """
+        ids = self._encode(prompt)
+        limit = self.context_length
+        if limit is not None and len(ids) >= limit:
+            raise ConfigError(
+                f"the prompt is {len(ids)} tokens; the model reads at most {limit} "
+                "(max_position_embeddings), and generating needs room after the prompt: "
+                "shorten the prompt")
+        return ids
+
+    @property
+    def context_length(self) -> int | None:
+        """Positions the model reads (``max_position_embeddings``), or None if unknown."""
+        cfg = getattr(self.model, "config", None)
+        if cfg is not None and hasattr(cfg, "get_text_config"):
+            cfg = cfg.get_text_config()
+        n = getattr(cfg, "max_position_embeddings", None)
+        return int(n) if isinstance(n, int) and n > 0 else None
+
+    def _encode(self, prompt: Any) -> list[int]:
         tok = self.tokenizer
         if prompt is None:
             prompt = ""
+        if isinstance(prompt, bytes | bytearray):
+            raise ConfigError(
+                f"prompt={bytes(prompt)!r:.60} is bytes; pass text (prompt.decode('utf-8')) or "
+                "token ids as a list of ints")
         if isinstance(prompt, str):
+            _check_text(prompt, "prompt")
             ids = [int(i) for i in tok(prompt)["input_ids"]] if prompt else []
             if not ids:
                 ids = [int(tok.bos_token_id if tok.bos_token_id is not None else self._eos)]
             return ids
         if isinstance(prompt, torch.Tensor):
-            return [int(i) for i in prompt.reshape(-1).tolist()]
+            if prompt.is_floating_point() or prompt.is_complex():
+                raise ConfigError(f"prompt is a {prompt.dtype} tensor; token ids are integers")
+            return self._check_ids([int(i) for i in prompt.reshape(-1).tolist()])
         if isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt):
             if getattr(tok, "chat_template", None) is None:
                 raise ConfigError(
@@ -222,16 +249,48 @@ class TransformersLM(LanguageModel):
                     "(a base model); pass a plain string prompt, or set "
                     "tokenizer.chat_template"
                 )
-            text = tok.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=False)
+            for k, m in enumerate(prompt):
+                role, content = m.get("role"), m.get("content")
+                if not isinstance(role, str) or not role:
+                    raise ConfigError(
+                        f"prompt[{k}] has role={role!r}; each message needs a 'role' "
+                        "('system', 'user' or 'assistant') and a 'content' string")
+                if isinstance(content, str):
+                    _check_text(content, f"prompt[{k}]['content']")
+                elif not (isinstance(content, list) and content
+                          and all(isinstance(p, Mapping) for p in content)):
+                    raise ConfigError(
+                        f"prompt[{k}] ({role}) has content={content!r:.60}; pass the message "
+                        "text as a string")
+            try:
+                text = tok.apply_chat_template(list(prompt), add_generation_prompt=True,
+                                               tokenize=False)
+            except Exception as e:  # the template's own rule (e.g. roles must alternate)
+                raise ConfigError(
+                    f"the tokenizer's chat template rejected the messages: {type(e).__name__}: "
+                    f"{e}; check the roles and their order") from e
             return [int(i) for i in tok(text, add_special_tokens=False)["input_ids"]]
         if isinstance(prompt, Sequence) and prompt and all(
-            isinstance(i, int) and not isinstance(i, bool) for i in prompt
+            isinstance(i, int | np.integer) and not isinstance(i, bool) for i in prompt
         ):
-            return [int(i) for i in prompt]
+            return self._check_ids([int(i) for i in prompt])
         raise ConfigError(
             f"prompt={prompt!r:.80}; pass a string, a list of chat messages "
             '[{"role": "user", "content": "..."}], or a list of token ids'
         )
+
+    def _check_ids(self, ids: list[int]) -> list[int]:
+        emb = getattr(self.model, "get_input_embeddings", None)
+        rows = getattr(emb(), "num_embeddings", None) if callable(emb) else None
+        width = rows if isinstance(rows, int) else self.vocab.size
+        bad = [i for i in ids if not 0 <= i < width]
+        if bad:
+            raise VocabularyError(
+                f"prompt token id(s) {bad[:5]} outside the model's vocabulary [0, {width}); "
+                "were the ids made by this model's tokenizer?")
+        if not ids:
+            raise ConfigError("prompt is an empty list of token ids; pass None for no prompt")
+        return ids
 
     def prompt_length(self, prompt: Any) -> int:
         return len(self.encode_prompt(prompt))
@@ -283,6 +342,13 @@ class TransformersLM(LanguageModel):
         if self._dead_idx is not None:
             x = x.index_fill(-1, self._dead_idx, -math.inf)
         lp = torch.log_softmax(x, dim=-1)
+        if torch.isnan(lp[:, 0]).any():  # a NaN row is NaN everywhere: one column tells
+            dead = torch.isneginf(x).all(-1)
+            if dead.any():
+                raise LMError(
+                    f"every token of row(s) {torch.nonzero(dead).flatten().tolist()[:5]} has "
+                    "score -inf (probability 0): a logits processor, bias or bad-words list "
+                    "removed the whole vocabulary; leave at least one token possible")
         if self._merge:
             eos_col = torch.logsumexp(lp.index_select(-1, self._end_idx), dim=-1)
             lp.index_fill_(-1, self._other_end_idx, -math.inf)
@@ -292,6 +358,16 @@ class TransformersLM(LanguageModel):
     def __repr__(self) -> str:
         name = getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__
         return f"TransformersLM({name!r}, vocab={self.vocab.size}, eos={self.end_token_ids})"
+
+
+def _check_text(text: str, name: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ConfigError(
+            f"{name} holds {text[e.start:e.end]!r} at character {e.start}, which is not "
+            "valid Unicode text (a lone surrogate, e.g. from a bad decode); clean the text "
+            "(text.encode('utf-8', 'replace').decode())") from None
 
 
 class TransformersBatch(ParticleBatch):
