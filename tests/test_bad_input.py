@@ -215,3 +215,31 @@ def test_cli_bad_files_and_seed_exit_2_with_a_message(tmp_path, capsys):
 def test_every_error_here_is_an_awrs_error():
     for cls in (ConfigError, ConstraintError, LMError, VocabularyError):
         assert issubclass(cls, AWRSError)
+
+
+# -- the default model: generate's defaults do not kill a satisfiable constraint --------
+@pytest.mark.model
+def test_smc_generate_default_top_k_does_not_kill_a_constraint_that_must_end():
+    """The audit's case: do_sample=True, no top_k, Regex("[0-9]{2}"), max_new_tokens=6.
+
+    With transformers' default top_k=50 applied before the constraint, EOS after two
+    digits fell outside the top 50 and every particle died on 3 of 3 seeds.
+    """
+    from awrs_adapters import models
+
+    import importlib.util
+
+    if importlib.util.find_spec(models.EMBEDDED[models.DEFAULT_MODEL].package) is None:
+        pytest.skip("the default model's package is not installed")
+    lm = models.load()
+    model, tok = lm.model, lm.tokenizer
+    ids = tok("The year is", return_tensors="pt")  # with top_k=50: ok=False on 3 of 3 seeds
+    for seed in range(3):
+        out = model.generate(**ids, custom_generate=smc_generate, awrs_tokenizer=tok,
+                             constraint=Regex("[0-9]{2}"), do_sample=True, max_new_tokens=6,
+                             num_particles=4, seed=seed)
+        res = out.results[0]
+        assert res.ok and res.log_ml is not None, res.hint
+        new = out.sequences[0, ids["input_ids"].shape[1]:].tolist()
+        text = tok.decode([t for t in new if t not in lm.end_token_ids])
+        assert Regex("[0-9]{2}").accepts(text), text
