@@ -191,3 +191,19 @@ def test_bound_rejects_special_tokens_and_mask_matches_checks(backend):
         assert not mask[6]
         s = b.advance(s, y)
     assert b.check(s, 7) and b.fast_mask(s)[7]
+
+
+def test_min_properties_over_optional_keys_is_checked_at_the_end_not_refused():
+    """llguidance writes no object where minProperties meets optional keys (every valid
+    instance was rejected); the count is dropped from the automaton and checked at the end."""
+    lst = {"type": "object", "properties": {"include": {"type": "array", "items": {"type": "string"}},
+                                            "exclude": {"type": "array", "items": {"type": "string"}}}}
+    schema = {"type": "object", "definitions": {"list": lst},
+              "properties": {"elements": {"$ref": "#/definitions/list"},
+                             "archives": {"$ref": "#/definitions/list"}},
+              "minProperties": 1}
+    c = JSONSchema(schema)
+    assert c.accepts('{"elements": {"include": ["p1"], "exclude": ["p3"]}}')
+    assert c.accepts('{"archives":{}}')
+    assert not c.accepts("{}")  # the count still holds, at the end
+    assert any("minProperties" in str(w) for w in c.relaxed)
