@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo test test-fast smoke-plain bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not model and not slow" $(PYTEST_ARGS)
 
+# what a user gets from a plain `pip install .` (no extras), in its own virtualenv
+smoke-plain:
+	rm -rf .venv-plain
+	$(PYTHON) -m venv .venv-plain
+	.venv-plain/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	.venv-plain/bin/python -m pip install --quiet --disable-pip-version-check .
+	cd .ci && ../.venv-plain/bin/python smoke_plain.py
+
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(if $(FULL),--full,)
 
@@ -38,4 +46,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-plain build *.egg-info
