@@ -65,56 +65,128 @@ def default_vocabulary() -> Any:
 
 
 # -- one (schema, backend) -------------------------------------------------------------
-def schema_order(data: Any, schema: Any, root: Any = None, depth: int = 0) -> Any:
+def schema_order(data: Any, schema: Any, root: Any = None, depth: int = 0,
+                 validator: Any = None) -> Any:
     """``data`` with object keys in the order the schema declares them (others after).
 
     Generation writes properties in schema order by design (as llguidance, outlines-core
-    and OpenAI do), so an instance is checked in that order. Local ``$ref``s are followed;
-    the branches of ``anyOf``/``oneOf``/``allOf`` contribute their orders in turn.
+    and OpenAI do), so an instance is checked in that order: the order llguidance writes
+    (``$ref`` branches of ``allOf``, the schema's own properties, the first ``anyOf``/
+    ``oneOf`` branch the data is valid against, inline ``allOf`` branches; local
+    ``$ref``s followed). Values under ``additionalProperties``/``patternProperties`` and
+    array items are ordered by their own schemas.
     """
-    root = schema if root is None else root
-    if depth > 50 or not isinstance(schema, dict):
+    import re as _re
+
+    if root is None:
+        root = schema
+        try:
+            from jsonschema.validators import validator_for
+
+            validator = validator_for(root)(root) if isinstance(root, dict) else None
+        except Exception:
+            validator = None
+    if depth > 60 or not isinstance(schema, dict):
         return data
-    if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#"):
-        target: Any = root
-        for part in schema["$ref"][1:].split("/"):
-            if part:
-                part = part.replace("~1", "/").replace("~0", "~")
-                target = target.get(part) if isinstance(target, dict) else None
-        if isinstance(target, dict):
-            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    subs = [schema] + [b for k in ("allOf", "anyOf", "oneOf") for b in schema.get(k, [])
-                       if isinstance(b, dict)]
+    schema = _deref(schema, root)
+
+    def valid(sub: Any) -> bool:
+        if validator is None:
+            return True
+        try:
+            return bool(validator.evolve(schema=sub).is_valid(data))
+        except Exception:
+            return False
+
+    def flatten(sub: Any, hops: int = 0) -> list[dict]:
+        # llguidance writes the properties of an allOf branch that is a $ref before the
+        # schema's own, then the chosen anyOf/oneOf branch's, then inline allOf branches'
+        # (measured); nested combinators are flattened the same way
+        sub = _deref(sub, root)
+        if not isinstance(sub, dict) or hops > 20:
+            return []
+        all_of = [x for x in sub.get("allOf", []) if isinstance(x, dict)]
+        out = [p for x in all_of if "$ref" in x for p in flatten(x, hops + 1)] + [sub]
+        for key in ("anyOf", "oneOf"):
+            branches = [x for x in sub.get(key, []) if isinstance(x, dict)]
+            hit = next((x for x in branches if valid(_deref(x, root))),
+                       branches[0] if branches else None)
+            if hit is not None:
+                out += flatten(hit, hops + 1)
+        return out + [p for x in all_of if "$ref" not in x for p in flatten(x, hops + 1)]
+
+    parts = flatten(schema)
     if isinstance(data, dict):
         props: dict[str, Any] = {}
-        for sub in subs:
-            if isinstance(sub.get("$ref"), str) and sub is not schema:
-                sub = {"properties": {}, **_resolve(sub, root)}
+        patterns: list[tuple[str, Any]] = []
+        extra: Any = None
+        for sub in parts:
             for k, v in (sub.get("properties") or {}).items():
                 props.setdefault(k, v)
+            patterns += list((sub.get("patternProperties") or {}).items())
+            if extra is None and isinstance(sub.get("additionalProperties"), dict):
+                extra = sub["additionalProperties"]
+
+        def sub_of(k: str) -> Any:
+            if k in props:
+                return props[k]
+            for pat, v in patterns:
+                try:
+                    if _re.search(pat, k):
+                        return v
+                except _re.error:
+                    pass
+            return extra or {}
+
         keys = [k for k in props if k in data] + [k for k in data if k not in props]
-        return {k: schema_order(data[k], props.get(k, {}), root, depth + 1) for k in keys}
+        return {k: schema_order(data[k], sub_of(k), root, depth + 1, validator) for k in keys}
     if isinstance(data, list):
-        items = schema.get("items")
-        prefix = schema.get("prefixItems") or []
-        return [schema_order(x, prefix[i] if i < len(prefix) else items, root, depth + 1)
-                for i, x in enumerate(data)]
+        items = next((p.get("items") for p in parts if "items" in p), None)
+        prefix = next((p.get("prefixItems") for p in parts if "prefixItems" in p), None) or []
+        if isinstance(items, list):  # draft 4-7 tuple form
+            prefix, items = items, next((p.get("additionalItems") for p in parts
+                                         if "additionalItems" in p), None)
+        return [schema_order(x, prefix[i] if i < len(prefix) else items, root, depth + 1,
+                             validator) for i, x in enumerate(data)]
     return data
 
 
-def _resolve(sub: dict, root: Any) -> dict:
+def _deref(sub: Any, root: Any, hops: int = 0) -> Any:
+    """``sub`` with a local ``$ref`` replaced by its target (sibling keys kept)."""
+    if not isinstance(sub, dict) or not isinstance(sub.get("$ref"), str) or hops > 20:
+        return sub
+    ref = sub["$ref"]
+    if not ref.startswith("#"):
+        return sub
     target: Any = root
-    for part in sub["$ref"].lstrip("#").split("/"):
+    for part in ref[1:].split("/"):
         if part:
-            target = target.get(part.replace("~1", "/").replace("~0", "~")) \
-                if isinstance(target, dict) else None
-    return target if isinstance(target, dict) else {}
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target.get(part) if isinstance(target, dict) else None
+    if not isinstance(target, dict):
+        return sub
+    merged = {**_deref(target, root, hops + 1), **{k: v for k, v in sub.items() if k != "$ref"}}
+    return merged
+
+
+def _shortest(data: Any) -> Any:
+    """Integral floats as ints (``2.0`` -> ``2``): the same JSON value, written as a
+    generator writes an integer (JSON Schema counts 2.0 as an integer)."""
+    if isinstance(data, float) and data.is_integer() and abs(data) < 2**53:
+        return int(data)
+    if isinstance(data, dict):
+        return {k: _shortest(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_shortest(v) for v in data]
+    return data
 
 
 def serialisations(data: Any, schema: Any = None) -> list[str]:
     if schema is not None:
-        data = schema_order(data, schema)
-    return [json.dumps(data, separators=(",", ":")), json.dumps(data)]
+        data = _shortest(schema_order(data, schema))
+    # as a generator writes them: UTF-8, not \\u escapes
+    return [json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+            json.dumps(data, ensure_ascii=False)]
 
 
 def run_one(path: str, backend: str, vocab: Any) -> dict[str, Any]:

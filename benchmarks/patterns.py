@@ -183,6 +183,8 @@ def main() -> None:
                 r["plain"] = plain_seconds(lm, p, N, r["steps"])
                 rs.append(r)
                 per_pattern.append({"pattern": p, "method": m, "N": N, **r})
+                print(f"{m} N={N} {i + 1}/{len(valid)} {r['seconds']:.2f}s "
+                      f"success={r['success']:.2f}", file=sys.stderr, flush=True)
             succ = float(np.mean([r["success"] for r in rs]))
             med = statistics.median(r["seconds"] for r in rs)
             plain = statistics.median(r["plain"] for r in rs)

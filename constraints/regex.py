@@ -383,6 +383,11 @@ _SUBSCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", 
                   "additionalItems")
 
 
+_REF_SIBLINGS_IGNORED = re.compile(r"json-schema\.org/(draft-0[3-7])/schema")
+#: kept beside a $ref: containers other references may point into, and identity
+_REF_KEEP = frozenset({"$ref", "definitions", "$defs", "$id", "id", "$schema"})
+
+
 def _walk(schema: Any, path: str = "#"):
     """Yield (json-pointer-ish path, subschema dict) for every subschema."""
     if not isinstance(schema, dict):
@@ -684,6 +689,16 @@ class JSONSchema(TokenConstraint):
     def _init_llguidance(self) -> None:
         from .grammar import json_grammar
 
+        if _REF_SIBLINGS_IGNORED.search(str(self.schema.get("$schema", ""))):
+            # drafts 4-7: a $ref's sibling keywords are ignored ({"type": "string", "$ref":
+            # "#/obj"} is the object); llguidance intersects them, which refused every
+            # valid instance of such a schema
+            schema = json.loads(self.schema_json)
+            for _, sub in _walk(schema):
+                if isinstance(sub.get("$ref"), str):
+                    for k in [k for k in sub if k not in _REF_KEEP]:
+                        del sub[k]
+            self.schema_json = json.dumps(schema, ensure_ascii=False)
         try:
             self.grammar, warnings = json_grammar(self.schema_json, self.whitespace_pattern,
                                                   lenient=self.relax)

@@ -225,9 +225,9 @@ def test_smc_generate_default_top_k_does_not_kill_a_constraint_that_must_end():
     With transformers' default top_k=50 applied before the constraint, EOS after two
     digits fell outside the top 50 and every particle died on 3 of 3 seeds.
     """
-    from awrs_adapters import models
-
     import importlib.util
+
+    from awrs_adapters import models
 
     if importlib.util.find_spec(models.EMBEDDED[models.DEFAULT_MODEL].package) is None:
         pytest.skip("the default model's package is not installed")

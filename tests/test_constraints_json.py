@@ -207,3 +207,24 @@ def test_min_properties_over_optional_keys_is_checked_at_the_end_not_refused():
     assert c.accepts('{"archives":{}}')
     assert not c.accepts("{}")  # the count still holds, at the end
     assert any("minProperties" in str(w) for w in c.relaxed)
+
+
+def test_ref_siblings_are_ignored_in_drafts_4_to_7_as_the_draft_says():
+    """Draft 4-7: keywords beside a $ref are ignored; llguidance intersected them and
+    refused every valid instance ({"type": "string", "$ref": <an object>})."""
+    point = {"type": "object", "properties": {"t": {"type": "integer"}}, "required": ["t"],
+             "additionalProperties": False}
+    for draft in ("http://json-schema.org/draft-04/schema#",
+                  "http://json-schema.org/draft-07/schema#"):
+        schema = {"$schema": draft, "type": "object", "required": ["s"],
+                  "properties": {"s": {"type": "string", "$ref": "#/definitions/p"}},
+                  "definitions": {"p": point}, "additionalProperties": False}
+        c = JSONSchema(schema)
+        assert c.accepts('{"s": {"t": 1}}')
+        assert not c.accepts('{"s": "x"}') and not c.accepts('{"s": {"t": "x"}}')
+    # 2020-12 applies siblings: "s" must be a string and an object, which nothing is
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$defs"] = schema.pop("definitions")
+    schema["properties"]["s"]["$ref"] = "#/$defs/p"
+    with pytest.raises(ConstraintError, match="unsatisfiable"):
+        JSONSchema(schema)

@@ -166,6 +166,16 @@ def test_folder_form_works_offline(setup):
                          tokenizer=tok, constraint=LETTERS, num_particles=8, max_new_tokens=5,
                          do_sample=True, top_k=0, seed=2)
     assert isinstance(out, SMCGenerateOutput) and out.results[0].ok
+    # the same rule as the callable: no do_sample means sampling, N particles and log_ml
+    plain = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, trust_remote_code=True,
+                           tokenizer=tok, constraint=LETTERS, num_particles=8, max_new_tokens=5,
+                           seed=2)
+    assert len(plain.results[0].particles) == 8 and plain.results[0].log_ml is not None
+    with pytest.warns(UserWarning, match="greedily"):
+        greedy = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR,
+                                trust_remote_code=True, tokenizer=tok, constraint=LETTERS,
+                                num_particles=8, max_new_tokens=5, do_sample=False)
+    assert len(greedy.results[0].particles) == 1 and greedy.results[0].log_ml is None
 
 
 def test_streamer_gets_shared_tokens_then_the_rest(setup):
