@@ -23,6 +23,7 @@ from .errors import (
     ConstraintError,
     GenerationTimeoutError,
     LMError,
+    ModelNotFoundError,
     NoValidSampleError,
     VocabularyError,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "GenerationTimeoutError",
     "LMError",
     "METHODS",
+    "ModelNotFoundError",
     "NoValidSampleError",
     "Particle",
     "SMC",

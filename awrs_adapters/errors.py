@@ -22,6 +22,7 @@ __all__ = [
     "ConstraintError",
     "GenerationTimeoutError",
     "LMError",
+    "ModelNotFoundError",
     "NoValidSampleError",
     "VocabularyError",
 ]
@@ -53,3 +54,7 @@ class NoValidSampleError(AWRSError, RuntimeError):
 
 class GenerationTimeoutError(AWRSError, TimeoutError):
     """A run went past its ``timeout`` (seconds); nothing partial is returned."""
+
+
+class ModelNotFoundError(AWRSError, FileNotFoundError):
+    """A model, its package or its file is missing; the message says how to install it."""

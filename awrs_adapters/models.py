@@ -29,7 +29,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
@@ -37,12 +36,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AWRSError
+from .errors import ModelNotFoundError
 
 if TYPE_CHECKING:
     from .lm.transformers import TransformersLM
@@ -62,10 +61,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "smollm2-135m-instruct"
 CACHE_ENV = "AWRS_CACHE_DIR"
 _DONE_FILE = "awrs-source.json"  # written last, inside the temporary folder
-
-
-class ModelNotFoundError(AWRSError, FileNotFoundError):
-    """A model, its package or its file is missing; the message says how to install it."""
 
 
 @dataclass(frozen=True)
@@ -144,20 +139,6 @@ def _converted(path: Path) -> bool:
     return (path / _DONE_FILE).is_file() and (path / "config.json").is_file()
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (fcntl; no lock where fcntl is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: the atomic rename still protects
-        yield
-        return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def convert(name: str = DEFAULT_MODEL, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -177,7 +158,9 @@ def convert(name: str = DEFAULT_MODEL, *, cache_dir: str | os.PathLike[str] | No
         return target
     _package_dir(m.package, m.pip)  # a clear error before taking any lock
     root.mkdir(parents=True, exist_ok=True)
-    with _file_lock(root / f".{name}.lock"):
+    from filelock import FileLock  # installed with huggingface_hub (transformers)
+
+    with FileLock(str(root / f".{name}.lock")):
         if _converted(target):  # another process converted it while we waited
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))

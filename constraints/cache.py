@@ -133,9 +133,9 @@ def cache_dir() -> Path | None:
     """The disk cache folder, or None when ``AWRS_INDEX_CACHE=off``."""
     if os.environ.get("AWRS_INDEX_CACHE", "").strip().lower() in ("off", "0", "false", "no"):
         return None
-    env = os.environ.get("AWRS_CACHE_DIR")
-    base = Path(env) if env else Path.home() / ".cache" / "awrs-adapters"
-    return base / "indexes"
+    from ..models import cache_root  # one resolver for the models and the indexes
+
+    return cache_root() / "indexes"
 
 
 def _oc_version() -> str:
