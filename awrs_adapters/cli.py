@@ -129,7 +129,7 @@ def _generate(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     for _ in smc:
         if show:
-            alive = int((smc.status == 0).sum())
+            alive = len(smc.live)
             rate = smc.stats.tokens / max(time.perf_counter() - t0, 1e-9)
             sys.stderr.write(f"\rstep {smc.t:4d}  alive {alive:3d}/{smc.N}  ESS {smc.ess:6.2f}  "
                              f"{rate:7.1f} tok/s")

@@ -26,7 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -46,9 +45,11 @@ from .results import Particle, SMCResult, Stats
 from .stops import StopBound, check_stop
 from .vocab import decode_prefix
 
-__all__ = ["METHODS", "SMC", "validate_args"]
+__all__ = ["DEAD", "DONE", "LIVE", "METHODS", "SMC", "validate_args"]
 
 METHODS = ("awrs-smc", "lcd", "sample-verify", "mask-smc")
+#: a particle's status (``SMC.status[i]``): still drawing, finished (EOS, a stop, a
+#: criterion), or dead (weight 0)
 LIVE, DONE, DEAD = 0, 1, 2
 
 
@@ -188,8 +189,7 @@ class SMC:
         # a model that merges several end tokens applies temperature to its raw logits
         # (before the merge), which dividing merged log-probabilities cannot reproduce
         self._lm_temperature = (
-            not self.greedy and self.temperature != 1.0
-            and "temperature" in inspect.signature(lm.start).parameters
+            not self.greedy and self.temperature != 1.0 and getattr(lm, "raw_temperature", False)
         )
         if self._lm_temperature:
             self.batch = lm.start(prompt, N, temperature=self.temperature)  # type: ignore[call-arg]
@@ -205,6 +205,11 @@ class SMC:
     @property
     def done(self) -> bool:
         return not bool(np.any(self.status == LIVE))
+
+    @property
+    def live(self) -> list[int]:
+        """Indices of the particles still drawing, in order (row ``j`` of the LM batch)."""
+        return np.flatnonzero(self.status == LIVE).tolist()
 
     @property
     def ess(self) -> float:

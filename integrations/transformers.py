@@ -86,20 +86,16 @@ class _ProcessedBatch(ParticleBatch):
         self.lm = lm
         self.inner = inner
         self.ids = torch.tensor([prompt_ids] * n, dtype=torch.long)
+        procs = lm.processors
+        if procs:  # raw logits -> generate's processors -> the LM's normalisation and merge
+            inner.logits_processor = lambda scores: procs(self.ids.to(scores.device), scores)
 
     @property
     def num_rows(self) -> int:
         return self.inner.num_rows
 
     def logprobs(self) -> torch.Tensor:
-        procs = self.lm.processors
-        if not procs:
-            return self.inner.logprobs()
-        if self.inner._lp is None:  # raw logits -> generate's processors -> merge ends
-            scores = self.inner.logits.float().clone()
-            scores = procs(self.ids.to(scores.device), scores)
-            self.inner._lp = self.lm.inner.postprocess(scores)
-        return self.inner._lp
+        return self.inner.logprobs()
 
     def extend(self, token_ids: Sequence[int]) -> None:
         self.inner.extend(token_ids)
@@ -352,7 +348,7 @@ def smc_generate(
                   temperature=0.0 if greedy else 1.0, rng=rng, stop=stop_strings)
         sent = 0
         for _ in smc:
-            live = [i for i in range(smc.N) if smc.status[i] == 0]
+            live = smc.live
             if criteria and live:
                 ids = torch.tensor([row.tolist() + list(smc.token_ids[i]) for i in live])
                 stop = torch.zeros(len(live), dtype=torch.bool)

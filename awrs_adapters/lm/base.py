@@ -59,6 +59,10 @@ class LanguageModel(ABC):
     """A source of batched next-token distributions over a byte vocabulary."""
 
     vocab: Vocabulary
+    #: True when ``start(prompt, n, temperature=t)`` applies ``t`` to the raw logits
+    #: (before merging several end tokens into EOS), which dividing the merged
+    #: log-probabilities cannot reproduce; the engine then leaves temperature to ``start``
+    raw_temperature: bool = False
 
     @property
     def eos_token_id(self) -> int:

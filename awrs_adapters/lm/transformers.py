@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, LMError, VocabularyError
+from ..errors import ConfigError, LMError, ModelNotFoundError, VocabularyError
 from ..vocab import Vocabulary
 from .base import LanguageModel, ParticleBatch
 from .tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
@@ -76,6 +76,8 @@ class TransformersLM(LanguageModel):
         model, tokenizer, vocab: the wrapped model and tokenizer, and the byte vocabulary.
         end_token_ids: the end ids merged into ``vocab.eos_token_id``.
     """
+
+    raw_temperature = True  # start(..., temperature=) divides the raw logits
 
     def __init__(
         self,
@@ -160,7 +162,6 @@ class TransformersLM(LanguageModel):
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..models import ModelNotFoundError
 
         tok_kwargs = {k: model_kwargs[k] for k in _SHARED_LOAD_KWARGS if k in model_kwargs}
         tok_kwargs.update(tokenizer_kwargs or {})
@@ -387,6 +388,9 @@ class TransformersBatch(ParticleBatch):
         self.temperature = temperature
         self._lp: torch.Tensor | None = None
         self._pending: torch.Tensor | None = None  # cache row index not yet applied
+        #: optional ``fn(scores [rows, V] float32 copy) -> scores``, applied to the raw
+        #: logits before normalisation and the EOS merge (e.g. generate's processors)
+        self.logits_processor: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def num_rows(self) -> int:
@@ -394,8 +398,11 @@ class TransformersBatch(ParticleBatch):
 
     def logprobs(self) -> torch.Tensor:
         if self._lp is None:
+            x = self.logits
+            if self.logits_processor is not None:
+                x = self.logits_processor(x.float().clone())
             with torch.inference_mode():
-                self._lp = self.lm.postprocess(self.logits, self.temperature)
+                self._lp = self.lm.postprocess(x, self.temperature)
         return self._lp
 
     def extend(self, token_ids: Sequence[int]) -> None:
