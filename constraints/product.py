@@ -22,7 +22,7 @@ import numpy as np
 from ..vocab import Vocabulary
 from .base import BoundConstraint, Constraint, TrueConstraint
 
-__all__ = ["And", "split"]
+__all__ = ["And", "AndBound", "split"]
 
 
 class And(Constraint):
@@ -52,7 +52,7 @@ class And(Constraint):
         if critics:
             return proposal.bind(vocab)  # critics are applied by the engine
         bounds = [p.bind(vocab) for p in self.parts]
-        return _AndBound(vocab, bounds)
+        return AndBound(vocab, bounds)
 
     def __repr__(self) -> str:
         return " & ".join(repr(p) for p in self.parts)
@@ -69,7 +69,7 @@ def split(constraint: Constraint | None) -> tuple[Constraint, list[Constraint]]:
     return constraint, []
 
 
-class _AndBound(BoundConstraint):
+class AndBound(BoundConstraint):
     def __init__(self, vocab: Vocabulary, bounds: list[BoundConstraint]) -> None:
         self.vocab = vocab
         bounds = [b for b in bounds if not b.trivial] or bounds[:1]

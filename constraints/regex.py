@@ -56,7 +56,7 @@ from .cache import (
     sentinel_suffix_ids,
 )
 
-__all__ = ["DEFAULT_JSON_BACKEND", "JSONSchema", "Regex", "forbid_extra_keys", "schema_dict"]
+__all__ = ["DEFAULT_JSON_BACKEND", "JSONSchema", "Regex", "SchemaCheck", "forbid_extra_keys", "schema_dict"]
 
 #: The JSONSchema backend of ``backend="auto"``, chosen by benchmarks/jsonschemabench.py.
 DEFAULT_JSON_BACKEND = "llguidance"
@@ -524,7 +524,7 @@ _FALLBACK_FORMATS = {"date-time": _is_date_time, "time": _is_time,
                      "hostname": _is_hostname, "uri": _is_uri}
 
 
-class _SchemaCheck:
+class SchemaCheck:
     """The ``jsonschema`` check of a finished text (cached by text)."""
 
     def __init__(self, schema: dict) -> None:
@@ -650,7 +650,7 @@ class JSONSchema(TokenConstraint):
         self.relax = self.validate if relax is None else bool(relax)
         self.relaxed: list[str] = []
         self._regex_grammar: str | None = None
-        self._check = _SchemaCheck(self.schema) if self.validate else None
+        self._check = SchemaCheck(self.schema) if self.validate else None
         if backend == "outlines-core":
             self._init_outlines(max_recursion_depth)
         else:

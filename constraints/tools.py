@@ -47,6 +47,7 @@ from .base import BoundConstraint, Constraint
 __all__ = [
     "CALL_CLOSE",
     "CALL_OPEN",
+    "CALL_TAG",
     "ToolCall",
     "ToolCalls",
     "call_arguments",
@@ -58,7 +59,7 @@ __all__ = [
 
 CALL_OPEN = "<tool_call>\n"
 CALL_CLOSE = "\n</tool_call>"
-_TAG = "<tool_call>"
+CALL_TAG = "<tool_call>"
 
 #: tool_choice values that mean "must call some tool" / "must not call".
 REQUIRED = ("any", "required")
@@ -198,7 +199,7 @@ class ToolCalls(Constraint):
         parallel: bool = False,
         validators: Mapping[str, type] | None = None,
     ) -> None:
-        from .regex import _SchemaCheck, forbid_extra_keys
+        from .regex import SchemaCheck, forbid_extra_keys
 
         specs = [normalize_tool(t) for t in tools]
         names = [s["name"] for s in specs]
@@ -218,7 +219,7 @@ class ToolCalls(Constraint):
         self.parallel = bool(parallel)
         self.names = names
         self._params = {s["name"]: forbid_extra_keys(s["parameters"]) for s in specs}
-        self._checks = {n: _SchemaCheck(p) for n, p in self._params.items()}
+        self._checks = {n: SchemaCheck(p) for n, p in self._params.items()}
         self._models: dict[str, Any] = {}
         for name, model in (validators or {}).items():
             if name not in self._params:
@@ -248,7 +249,7 @@ class ToolCalls(Constraint):
         starts = []
         if self.allows_text:
             starts.append("TEXT")
-            lines.append(f"TEXT: /{_not_prefixed(_TAG)}/")
+            lines.append(f"TEXT: /{_not_prefixed(CALL_TAG)}/")
         if self.allows_calls:
             starts.append("calls")
             lines.append('calls: call ("\\n" call)*' if self.parallel else "calls: call")
@@ -268,7 +269,7 @@ class ToolCalls(Constraint):
         return model is None or model._complete(raw)
 
     def _complete(self, text: str) -> bool:
-        if not text.startswith(_TAG):
+        if not text.startswith(CALL_TAG):
             return self.allows_text
         calls = parse_tool_calls(text)
         if not calls or (len(calls) > 1 and not self.parallel):
@@ -298,10 +299,10 @@ class ToolCalls(Constraint):
         if not self._models:
             return fast
         from .predicate import Predicate
-        from .product import _AndBound
+        from .product import AndBound
 
         slow = Predicate(complete=lambda s: True, prefix=self._prefix, name="tool validators")
-        return _AndBound(vocab, [fast, slow.bind(vocab)])
+        return AndBound(vocab, [fast, slow.bind(vocab)])
 
     def __repr__(self) -> str:
         return f"ToolCalls({self.names}, choice={self.choice!r}, parallel={self.parallel})"
@@ -315,7 +316,7 @@ def call_arguments(text: str) -> list[tuple[str, str, bool]]:
     character), so it can be streamed.
     """
     out = []
-    if not text.startswith(_TAG):
+    if not text.startswith(CALL_TAG):
         return out
     for block in text.split(CALL_CLOSE):
         body = block.lstrip("\n")

@@ -201,14 +201,14 @@ class _ToolStream:
         self.calls: list[list[Any]] = []  # [id, args chars sent]
 
     def feed(self, piece: str) -> list[AIMessageChunk]:
-        from ..constraints.tools import _TAG, call_arguments
+        from ..constraints.tools import CALL_TAG, call_arguments
 
         self.text += piece
         t = self.text
         if self.mode is None:
-            if t.startswith(_TAG):
+            if t.startswith(CALL_TAG):
                 self.mode = "tools"
-            elif not _TAG.startswith(t):
+            elif not CALL_TAG.startswith(t):
                 self.mode = "text"
             else:
                 return []
