@@ -139,8 +139,6 @@ def _converted(path: Path) -> bool:
     return (path / _DONE_FILE).is_file() and (path / "config.json").is_file()
 
 
-
-
 def convert(name: str = DEFAULT_MODEL, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Convert an embedded model to a Hugging Face folder (once) and return its path.
 

@@ -267,7 +267,7 @@ def _strip_anchors(pattern: str) -> str:
     return p
 
 
-#: Above this many unrolled positions a Regex is refused (a{10000}: ~3 s to compile).
+#: Above this many unrolled positions a Regex is refused (a{10000} compiles in 1.8 s here).
 MAX_EXPANSION = 10_000
 
 

@@ -60,7 +60,6 @@ from pydantic import ConfigDict, Field, SecretStr
 from ..errors import ConfigError, NoValidSampleError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
-from ..smc import METHODS
 from ._runner import RunParams, particle_table, run_streaming
 
 __all__ = ["AWRSLLM", "ChatAWRS"]
@@ -322,9 +321,7 @@ class _AWRSFields:
                 f"{sorted(_CALL_KWARGS)} (and stop=)")
         vals = {k: getattr(self, k) for k in fields}
         vals.update({k: v for k, v in kwargs.items() if k in fields})
-        if vals["method"] not in METHODS:
-            raise ConfigError(f"method={vals['method']!r}; use one of {list(METHODS)}")
-        return RunParams(**vals)
+        return RunParams(**vals)  # validates every value
 
     def _run(
         self, prompt: Any, stop: list[str] | None, kwargs: dict[str, Any], on_text: Any = None,

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 try:
-    from transformers import LogitsProcessor
+    from transformers import LogitsProcessor, LogitsProcessorList
     from transformers.utils import ModelOutput
 except ImportError as e:  # pragma: no cover
     raise ImportError("this integration needs transformers: pip install transformers") from e
@@ -167,18 +167,6 @@ _WARPERS = ("TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "
 def _without_warpers(processors: Any) -> list[Any]:
     """generate's processors less the warpers it built from a config's ``do_sample=True``."""
     return [p for p in (processors or []) if type(p).__name__ not in _WARPERS]
-
-
-class _Chain:
-    """Processors applied in order, as ``LogitsProcessorList`` does."""
-
-    def __init__(self, procs: list[Any]) -> None:
-        self.procs = procs
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        for p in self.procs:
-            scores = p(input_ids, scores)
-        return scores
 
 
 def _sampling(cfg: Any, do_sample: bool | None, temperature: float | None, top_k: int | None,
@@ -321,7 +309,7 @@ def smc_generate(
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
     rng = make_rng(seed)
-    lm = _ProcessedLM(base, _Chain(procs) if procs else None)
+    lm = _ProcessedLM(base, LogitsProcessorList(procs) if procs else None)
     proposal, critics = split(as_constraint(constraint))
     c = proposal if not critics else as_constraint(constraint)
     # max length and EOS are the engine's own business (forced end with its weight and
@@ -498,6 +486,7 @@ class AWRSLogitsProcessor(LogitsProcessor):
             self.states = [self.bound.initial_state()] * B
             self.done = [False] * B
             self.dead_rows: set[int] = set()
+            self._prompt_len = L  # a new generate call: its prompt ends here
         else:
             for b in range(B):
                 if self.done[b]:
@@ -507,8 +496,6 @@ class AWRSLogitsProcessor(LogitsProcessor):
                     self.done[b] = True
                 else:
                     self.states[b] = self.bound.advance(self.states[b], y)
-        if self._last_len is None or L != self._last_len + 1:
-            self._prompt_len = L
         self._last_len = L
         lp = torch.log_softmax(scores.detach().float().cpu() / self.temperature, dim=-1)
         if len(self.ends) > 1:
