@@ -104,7 +104,7 @@ def _sweep(bound: BoundConstraint, state: Any, possible: np.ndarray) -> tuple[np
         if not possible[y]:
             continue
         checks += 1
-        if bound.check(state, y):
+        if bound.sweep_check(state, y):
             ok[y] = True
             continue
         n = bound.dead_prefix(state, y)
@@ -114,5 +114,5 @@ def _sweep(bound: BoundConstraint, state: Any, possible: np.ndarray) -> tuple[np
     in_trie[order] = True
     for y in np.flatnonzero(possible & ~in_trie).tolist():  # EOS, specials, empty tokens
         checks += 1
-        ok[y] = bound.check(state, y)
+        ok[y] = bound.sweep_check(state, y)
     return ok, checks

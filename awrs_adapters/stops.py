@@ -117,18 +117,25 @@ class StopBound(BoundConstraint):
                     return True
         return False
 
-    def _inner_ok(self, state: tuple[Any, bytes], token_id: int) -> bool:
-        return state[0] is not _ENDING and self.inner.check(state[0], token_id)
+    def _inner_ok(self, state: tuple[Any, bytes], token_id: int, sweep: bool = False) -> bool:
+        if state[0] is _ENDING:
+            return False
+        if sweep:
+            return self.inner.sweep_check(state[0], token_id)
+        return self.inner.check(state[0], token_id)
 
-    def check(self, state: tuple[Any, bytes], token_id: int) -> bool:
+    def check(self, state: tuple[Any, bytes], token_id: int, sweep: bool = False) -> bool:
         tok = self._tokens[token_id]
         if token_id == self._eos or not tok:
-            return self._inner_ok(state, token_id)
+            return self._inner_ok(state, token_id, sweep)
         cut = self.stop_at(state, token_id)
         new = state[1] + tok
         if cut is not None:
             return self._accepts(new[:cut])
-        return self._inner_ok(state, token_id) or self._inside_stop(new)
+        return self._inner_ok(state, token_id, sweep) or self._inside_stop(new)
+
+    def sweep_check(self, state: tuple[Any, bytes], token_id: int) -> bool:
+        return self.check(state, token_id, sweep=True)
 
     def advance(self, state: tuple[Any, bytes], token_id: int) -> tuple[Any, bytes]:
         if token_id == self._eos:

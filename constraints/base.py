@@ -96,6 +96,15 @@ class BoundConstraint(ABC):
     def advance(self, state: State, token_id: int) -> State:
         """The state after ``token_id`` (only called after ``check`` said True)."""
 
+    def sweep_check(self, state: State, token_id: int) -> bool:
+        """``check`` for an exhaustive sweep over every token (``mask-smc``'s mask).
+
+        It may accept more than ``check`` (it must stay sound) where deciding one token
+        exactly costs far more than a sweep can pay for each of ``V`` tokens; a draw
+        checks only the tokens it draws and pays it. Default: ``check``.
+        """
+        return self.check(state, token_id)
+
     def fast_mask(self, state: State) -> np.ndarray | None:
         """Boolean ``[V]`` superset of accepted tokens (exact when ``not has_slow``).
 

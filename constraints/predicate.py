@@ -22,8 +22,10 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +38,20 @@ from .cache import ResultCache
 __all__ = ["Potential", "Predicate"]
 
 _RAISED = object()  # what _call returns for a raising function under errors="reject"
+
+#: Most characters an exhaustive sweep tries for one unfinished character.
+SWEEP_LOOKAHEAD = 4096
+
+
+@functools.lru_cache(maxsize=512)
+def likely_first(chars: range) -> Sequence[int]:
+    """The code points of ``chars``, assigned characters first, then private use, then
+    unassigned: a prefix function that accepts some character usually accepts an
+    assigned one, so the search stops early (U+10000.. holds 65k unassigned points)."""
+    if len(chars) <= 64:
+        return chars
+    rank = {"Cn": 2, "Co": 1, "Cs": 1}
+    return sorted(chars, key=lambda cp: rank.get(unicodedata.category(chr(cp)), 0))
 
 
 def _call(fn: Callable[[str], Any], text: str, what: str, errors: str, name: str) -> Any:
@@ -65,13 +81,19 @@ class Predicate(Constraint):
         errors: ``"raise"`` (default) reports a check that raises as
             :class:`~awrs_adapters.errors.ConstraintError`; ``"reject"`` treats it as False.
         name: used in error messages.
-        lookahead: most characters tried for one unfinished character (stopping at the
-            first that fits). One byte short there are at most 64; the default 4096
-            covers every character two bytes short (a 3-byte lead, or a 4-byte lead and
-            its second byte in one token, as emoji tokens are). A lone 4-byte lead (three
-            short, up to 196,608) is held back (accepted for now: still sound), and the
-            character it began is then resolved once one byte short. Results are cached
-            per text.
+        lookahead: most characters tried for one unfinished character when a drawn
+            token is checked (stopping at the first that fits; assigned characters are
+            tried first). One byte short there are at most 64, two bytes short 4,096,
+            three short (a lone 4-byte lead such as ``b"\\xf0"``) up to 262,144: the
+            default tries them all, so no token that begins a character is kept unless
+            the character can be finished (that would be a dead end one step later).
+            Where nothing fits, a lone lead costs one call per character (about 0.5 s
+            for ``b"\\xf0"`` with a compiled-regex prefix function); only drawn tokens
+            pay it, and rarely: a lone lead is drawn where nearly all the valid mass is
+            gone. Past the bound the character is held back (accepted for now: still
+            sound). An exhaustive sweep (``mask-smc``) tries at most 4,096 for a token
+            that begins its character and holds back the rest. Results are cached per
+            text.
     """
 
     def __init__(
@@ -81,12 +103,12 @@ class Predicate(Constraint):
         *,
         errors: Literal["raise", "reject"] = "raise",
         name: str | None = None,
-        lookahead: int = 4096,
+        lookahead: int = 262_144,
     ) -> None:
         if not callable(complete):
             raise ConfigError(f"complete={complete!r} is not callable; pass fn(text) -> bool")
         if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0:
-            raise ConfigError(f"lookahead={lookahead!r}; pass an int >= 0 (default 4096)")
+            raise ConfigError(f"lookahead={lookahead!r}; pass an int >= 0 (default 262144: every character)")
         if prefix is not None and not callable(prefix):
             raise ConfigError(f"prefix={prefix!r} is not callable; pass fn(text) -> bool or None")
         if errors not in ("raise", "reject"):
@@ -133,25 +155,28 @@ class _PredicateBound(BoundConstraint):
     def initial_state(self) -> bytes:
         return b""
 
-    def viable(self, data: bytes, start: int = 0) -> bool:
+    def viable(self, data: bytes, start: int = 0, sweep: bool = False) -> bool:
         """Whether the output bytes ``data`` may still be completed (the prefix check).
 
         Text that ends inside a character is viable iff some way to finish that character
         is: one of the characters it can become, or U+FFFD (what it decodes to if the
         output ends or breaks it). Sound: a sound prefix function rejects ``text + ch``
         only if nothing extends it. ``start``: how many bytes of ``data`` earlier tokens
-        wrote; a character they began and this token continues is resolved only one byte
-        short (it was held back before, which happens only past the look-ahead bound, so
-        resolving it two bytes short would cost up to 4,096 calls per continuation byte).
+        wrote. ``sweep``: the cheaper look-ahead of an exhaustive sweep (see
+        :class:`Predicate`'s ``lookahead``): a character that earlier tokens began is
+        resolved only one byte short there, or every continuation byte would cost up to
+        4,096 calls.
         """
         text, chars = split_pending(data)
         settled = self._prefix_cache.get_or(text, self.pred.check_prefix)
         if chars is None or not settled:  # a dead text stays dead whatever char follows
             return settled
-        lead = len(data) - 1
-        while data[lead] < 0xC0:
-            lead -= 1
-        limit = self.pred.lookahead if lead >= start or len(chars) <= 64 else 0
+        limit = self.pred.lookahead
+        if sweep:
+            lead = len(data) - 1
+            while data[lead] < 0xC0:
+                lead -= 1
+            limit = min(limit, SWEEP_LOOKAHEAD) if lead >= start or len(chars) <= 64 else 0
         if len(chars) > limit:  # past the bound: hold it back without trying a part
             limit = 0
         return self._pending_cache.get_or(
@@ -161,14 +186,15 @@ class _PredicateBound(BoundConstraint):
 
     def _some_char_fits(self, text: str, chars: range, limit: int) -> bool:
         fits = self.pred.check_prefix
-        for cp in chars[:limit]:
-            if fits(text + chr(cp)):
-                return True
+        if limit:
+            for cp in likely_first(chars):
+                if fits(text + chr(cp)):
+                    return True
         if fits(text + "\ufffd"):
             return True
         # too many characters to try them all: hold the character back (sound, less
         # sharp); the text itself passed already
-        return len(chars) > limit
+        return limit == 0
 
     def check(self, state: bytes, token_id: int) -> bool:
         if token_id == self._eos:
@@ -179,6 +205,11 @@ class _PredicateBound(BoundConstraint):
         if self.pred.prefix_fn is None:
             return True
         return self.viable(state + self._tokens[token_id], len(state))
+
+    def sweep_check(self, state: bytes, token_id: int) -> bool:
+        if token_id == self._eos or token_id in self._special or self.pred.prefix_fn is None:
+            return self.check(state, token_id)
+        return self.viable(state + self._tokens[token_id], len(state), sweep=True)
 
     def dead_prefix(self, state: bytes, token_id: int) -> int | None:
         tok = self._tokens[token_id]

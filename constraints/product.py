@@ -87,10 +87,16 @@ class AndBound(BoundConstraint):
     def check(self, state: Any, token_id: int) -> bool:
         return all(self.bounds[i].check(state[i], token_id) for i in self._order)
 
+    def sweep_check(self, state: Any, token_id: int) -> bool:
+        return all(self.bounds[i].sweep_check(state[i], token_id) for i in self._order)
+
     def dead_prefix(self, state: Any, token_id: int) -> int | None:
-        for i in self._order:  # the first part that rejects the token says why
-            if not self.bounds[i].check(state[i], token_id):
-                return self.bounds[i].dead_prefix(state[i], token_id)
+        # the first part that rejects the token says why; the sweep's cheaper check
+        # first, so a sweep never pays for a draw's exact check here
+        for check in ("sweep_check", "check"):
+            for i in self._order:
+                if not getattr(self.bounds[i], check)(state[i], token_id):
+                    return self.bounds[i].dead_prefix(state[i], token_id)
         return None
 
     def advance(self, state: Any, token_id: int) -> Any:

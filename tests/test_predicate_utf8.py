@@ -58,12 +58,40 @@ def test_three_bytes_missing_and_the_lookahead_bound():
     assert only_("a" + emoji, everything).bind(vocab).check(b"a", 1)  # found, 62,976 in
     assert not only_("a", 4096).bind(vocab).check(b"a", 2)  # f0 9f: 4,096 options
     assert only_("a" + emoji, 4096).bind(vocab).check(b"a", 2)
-    # a lone f0 is held back by default (accepted, sound); the token continuing it is
-    # resolved one byte short, where its 64 options decide
+    # past the bound a lone f0 is held back (accepted, sound); a drawn token continuing
+    # it is resolved two bytes short (4,096 options), a sweep holds it back until one
+    # byte short, where its 64 options decide
     bound = only_("a", 4096).bind(Vocabulary([b"a", b"\xf0", b"\x9f", b"\x9f\x98", b""], 4))
-    assert bound.check(b"a", 1)
-    assert bound.check(b"a\xf0", 2)        # f0 9f, begun earlier: held back
-    assert not bound.check(b"a\xf0", 3)    # f0 9f 98: one byte short, nothing fits
+    assert bound.check(b"a", 1) and bound.sweep_check(b"a", 1)
+    assert not bound.check(b"a\xf0", 2)
+    assert bound.sweep_check(b"a\xf0", 2)
+    assert not bound.check(b"a\xf0", 3) and not bound.sweep_check(b"a\xf0", 3)
+
+
+def test_a_lone_four_byte_lead_is_resolved_by_default():
+    # the dead end the dev split showed: "a" then a lone f0 where only ASCII may follow
+    vocab = Vocabulary([b"a", b"\xf0", b"\xf3", b"\xf4", b"\x9f", b""], 5)
+    emoji = "\U0001f600"
+    calls: list[str] = []
+
+    def counted(allowed: str) -> Predicate:
+        def prefix(s: str) -> bool:
+            calls.append(s)
+            return set(s) <= set(allowed)
+        return Predicate(complete=lambda s: True, prefix=prefix)
+
+    bound = counted("a").bind(vocab)
+    for lead in (1, 2, 3):
+        assert not bound.check(b"a", lead)
+        assert bound.sweep_check(b"a", lead)  # a sweep holds it back (sound, cheap)
+    n = len(calls)
+    assert n > 0x30000 + 0x40000 + 0x10000  # every character each lead could begin
+    assert not bound.check(b"a", 2) and len(calls) == n  # cached per text
+    # where a character fits, assigned characters come first: the emoji is found long
+    # before the 62,976 code points below it that precede it in plain order
+    calls.clear()
+    assert counted("a" + emoji).bind(vocab).check(b"a", 1)
+    assert len(calls) < 62_976
 
 
 def test_undecodable_bytes_are_read_as_replacement_characters():
