@@ -159,6 +159,8 @@ def main() -> None:
     ap.add_argument("--ns", default="1,4,8")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--name", default="patterns")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="pattern i runs with seed i + 100003 * SEED (0: the reported runs)")
     a = ap.parse_args()
     pats = load_patterns(1 if a.full else a.every)
     valid = []
@@ -179,7 +181,7 @@ def main() -> None:
         for m in methods:
             rs = []
             for i, p in enumerate(valid):
-                r = run_one(lm, p, m, N, seed=i)
+                r = run_one(lm, p, m, N, seed=i + 100_003 * a.seed)
                 r["plain"] = plain_seconds(lm, p, N, r["steps"])
                 rs.append(r)
                 per_pattern.append({"pattern": p, "method": m, "N": N, **r})
