@@ -25,6 +25,7 @@ import argparse
 import csv
 import inspect
 import json
+import math
 import os
 import statistics
 import sys
@@ -113,9 +114,11 @@ def prompt(p: str) -> list[dict]:
              f"expression: {p}\nAnswer with the string only."}]
 
 
-def run_one(lm, p: str, method: str, N: int, seed: int) -> dict:
+def run_one(lm, p: str, method: str, N: int, seed: int, tau: float | None = None) -> dict:
     counted = Counted(p)
     kw = {"stop": ["\n"]} if "stop" in inspect.signature(SMC).parameters else {}
+    if tau is not None:
+        kw["ess_threshold"] = tau
     t0 = time.perf_counter()
     smc = SMC(lm, prompt(p), counted.constraint(), num_particles=N, max_tokens=MAX_TOKENS,
               method=method, rng=np.random.default_rng(seed), **kw)
@@ -161,6 +164,10 @@ def main() -> None:
     ap.add_argument("--name", default="patterns")
     ap.add_argument("--seed", type=int, default=0,
                     help="pattern i runs with seed i + 100003 * SEED (0: the reported runs)")
+    ap.add_argument("--ess-threshold", type=float, default=None,
+                    help="SMC's tau (default: SMC's default)")
+    ap.add_argument("--no-plain", action="store_true",
+                    help="skip timing plain sampling (success figures only)")
     a = ap.parse_args()
     pats = load_patterns(1 if a.full else a.every)
     valid = []
@@ -181,8 +188,8 @@ def main() -> None:
         for m in methods:
             rs = []
             for i, p in enumerate(valid):
-                r = run_one(lm, p, m, N, seed=i + 100_003 * a.seed)
-                r["plain"] = plain_seconds(lm, p, N, r["steps"])
+                r = run_one(lm, p, m, N, seed=i + 100_003 * a.seed, tau=a.ess_threshold)
+                r["plain"] = math.nan if a.no_plain else plain_seconds(lm, p, N, r["steps"])
                 rs.append(r)
                 per_pattern.append({"pattern": p, "method": m, "N": N, **r})
                 print(f"{m} N={N} {i + 1}/{len(valid)} {r['seconds']:.2f}s "
