@@ -110,33 +110,32 @@ def _prompt(a: argparse.Namespace, lm: Any) -> Any:
     return msgs + [{"role": "user", "content": a.prompt}]
 
 
-def _generate(a: argparse.Namespace) -> int:
-    from .api import make_rng
-    from .models import load
-    from .smc import SMC, validate_args
+def _progress(smc: Any) -> None:
+    """Redraw the progress line on stderr (the runner's ``on_step``, after every step)."""
+    rate = smc.stats.tokens / max(time.perf_counter() - smc.t0, 1e-9)  # t0: decoding began
+    sys.stderr.write(f"\rstep {smc.t:4d}  alive {len(smc.live):3d}/{smc.N}  ESS {smc.ess:6.2f}  "
+                     f"{rate:7.1f} tok/s")
+    sys.stderr.flush()
 
-    validate_args(a.particles, a.max_tokens, a.method, 0.5, "stratified", a.temperature)
-    rng = make_rng(a.seed)  # a bad seed fails before the model loads
+
+def _generate(a: argparse.Namespace) -> int:
+    from .models import load
+    from .runner import RunParams, run_streaming
+
+    # a bad value (seed included) fails before the model loads
+    params = RunParams(num_particles=a.particles, max_tokens=a.max_tokens, method=a.method,
+                       temperature=a.temperature, seed=a.seed)
     if a.quiet or not sys.stderr.isatty():
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
     constraint = _constraint(a)
     lm = load(a.model)
-    smc = SMC(lm, _prompt(a, lm), constraint, num_particles=a.particles, max_tokens=a.max_tokens,
-              method=a.method, temperature=a.temperature, rng=rng)
     show = not a.quiet and sys.stderr.isatty()
-    t0 = time.perf_counter()
-    for _ in smc:
-        if show:
-            alive = len(smc.live)
-            rate = smc.stats.tokens / max(time.perf_counter() - t0, 1e-9)
-            sys.stderr.write(f"\rstep {smc.t:4d}  alive {alive:3d}/{smc.N}  ESS {smc.ess:6.2f}  "
-                             f"{rate:7.1f} tok/s")
-            sys.stderr.flush()
+    res = run_streaming(lm, _prompt(a, lm), constraint, params,
+                        on_step=_progress if show else None)
     if show:
         sys.stderr.write("\n")
-    res = smc.result()
     if a.json:
         out = {
             "ok": res.ok,

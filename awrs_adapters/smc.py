@@ -36,8 +36,7 @@ import torch
 
 from . import resampling as rs
 from .awrs import AWRS, TokenDraw
-from .constraints.convert import as_constraint
-from .constraints.product import split
+from .constraint import as_constraint, split
 from .errors import ConfigError, LMError
 from .lm.base import LanguageModel
 from .proposals import DirectSampler, MaskSampler
