@@ -94,6 +94,11 @@ class Predicate(Constraint):
             sound). An exhaustive sweep (``mask-smc``) tries at most 4,096 for a token
             that begins its character and holds back the rest. Results are cached per
             text.
+        lookahead_budget: most calls all look-aheads of one bound constraint (one
+            generation) may spend on characters more than one byte short; once spent,
+            such characters are held back. Bounds the worst case of a slow prefix
+            function: rejecting SmolLM2's three lone 4-byte leads costs 524,288 calls
+            per text. Default 1,048,576: two such rejections per generation.
     """
 
     def __init__(
@@ -104,6 +109,7 @@ class Predicate(Constraint):
         errors: Literal["raise", "reject"] = "raise",
         name: str | None = None,
         lookahead: int = 262_144,
+        lookahead_budget: int = 1_048_576,
     ) -> None:
         if not callable(complete):
             raise ConfigError(f"complete={complete!r} is not callable; pass fn(text) -> bool")
@@ -117,7 +123,12 @@ class Predicate(Constraint):
         self.prefix_fn = prefix
         self.errors = errors
         self.name = name or getattr(complete, "__name__", "Predicate")
+        if (isinstance(lookahead_budget, bool) or not isinstance(lookahead_budget, int)
+                or lookahead_budget < 0):
+            raise ConfigError(f"lookahead_budget={lookahead_budget!r}; pass an int >= 0 "
+                              "(default 1048576)")
         self.lookahead = lookahead
+        self.lookahead_budget = lookahead_budget
 
     def accepts(self, text: str) -> bool:
         v = _call(self.complete_fn, text, "complete", self.errors, self.name)
@@ -151,6 +162,7 @@ class _PredicateBound(BoundConstraint):
         self._prefix_cache: LRUCache[bool] = LRUCache()
         self._pending_cache: LRUCache[bool] = LRUCache(maxsize=4096)
         self._complete_cache: LRUCache[bool] = LRUCache()
+        self._budget = pred.lookahead_budget  # calls left for characters > 1 byte short
 
     def initial_state(self) -> bytes:
         return b""
@@ -179,6 +191,8 @@ class _PredicateBound(BoundConstraint):
             limit = min(limit, SWEEP_LOOKAHEAD) if lead >= start or len(chars) <= 64 else 0
         if len(chars) > limit:  # past the bound: hold it back without trying a part
             limit = 0
+        if len(chars) > 64 and len(chars) > self._budget:  # spent: hold it back (sound)
+            limit = 0
         return self._pending_cache.get_or(
             (text, chars.start, chars.stop, limit),
             lambda _: self._some_char_fits(text, chars, limit),
@@ -187,9 +201,13 @@ class _PredicateBound(BoundConstraint):
     def _some_char_fits(self, text: str, chars: range, limit: int) -> bool:
         fits = self.pred.check_prefix
         if limit:
-            for cp in likely_first(chars):
+            for n, cp in enumerate(likely_first(chars), 1):
                 if fits(text + chr(cp)):
+                    if len(chars) > 64:
+                        self._budget -= n
                     return True
+            if len(chars) > 64:
+                self._budget -= len(chars)
         if fits(text + "\ufffd"):
             return True
         # too many characters to try them all: hold the character back (sound, less

@@ -121,3 +121,23 @@ def test_prefix_checks_do_not_change_the_exact_posterior(chars):
     p2, z2 = exact_posterior(lm, end_only, 4)
     assert z1 == pytest.approx(z2, rel=1e-12) and z1 > 0
     assert total_variation(p1, p2) < 1e-12
+
+
+def test_the_lookahead_budget_bounds_the_calls_of_one_generation():
+    vocab = Vocabulary([b"a", b"\xf0", b"\xf3", b"\xf4", b""], 4)
+    calls = [0]
+
+    def prefix(s: str) -> bool:
+        calls[0] += 1
+        return set(s) <= {"a"}
+
+    bound = Predicate(complete=lambda s: True, prefix=prefix,
+                      lookahead_budget=300_000).bind(vocab)
+    assert not bound.check(b"a", 1)             # f0: 196,608 characters tried, none fits
+    spent = calls[0]
+    assert bound.check(b"a", 2)                 # f3 (262,144) exceeds what is left: held back
+    assert calls[0] - spent <= 2                # (only the text and U+FFFD were tried)
+    assert not bound.check(b"aa", 3)            # f4 (65,536) still fits the budget
+    assert calls[0] <= 300_000 + 10
+    with pytest.raises(Exception, match="lookahead_budget"):
+        Predicate(complete=lambda s: True, lookahead_budget=-1)
