@@ -33,6 +33,7 @@ import numpy as np
 from .api import make_rng
 from .errors import ConfigError, GenerationTimeoutError
 from .lm.base import LanguageModel
+from .resampling import normalise
 from .results import SMCResult
 from .smc import SMC, validate_args
 from .stops import check_stop
@@ -143,12 +144,7 @@ def run_streaming(
 def particle_table(res: SMCResult) -> list[dict[str, Any]]:
     """Particles as ``{"text", "weight", "log_weight", "finished"}``, weights normalised."""
     lw = np.array([p.log_weight for p in res.particles])
-    finite = np.isfinite(lw)
-    w = np.zeros_like(lw)
-    if finite.any():
-        m = lw[finite].max()
-        w[finite] = np.exp(lw[finite] - m)
-        w /= w.sum()
+    w = normalise(lw) if np.isfinite(lw).any() else np.zeros_like(lw)
     return [
         {"text": p.text, "weight": float(wi), "log_weight": float(p.log_weight) if math.isfinite(p.log_weight) else None,
          "finished": p.finished}

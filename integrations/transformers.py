@@ -64,6 +64,7 @@ from ..constraint import as_constraint, split
 from ..errors import ConfigError
 from ..lm.base import LanguageModel, ParticleBatch
 from ..lm.transformers import TransformersLM
+from ..resampling import normalise
 from ..results import Particle, SMCResult
 from ..runner import RunParams, run_streaming
 from ..smc import SMC
@@ -134,17 +135,6 @@ def _lm_for(model: Any, tokenizer: Any, ends: tuple[int, ...]) -> TransformersLM
     return per_model[key]
 
 
-def _common_tokens(smc: SMC) -> tuple[int, ...]:
-    rows = [smc.token_ids[i] for i in range(smc.N) if smc.logw[i] > -math.inf]
-    if not rows:
-        return ()
-    lo, hi = min(rows), max(rows)
-    n = 0
-    while n < len(lo) and n < len(hi) and lo[n] == hi[n]:
-        n += 1
-    return lo[:n]
-
-
 class _AfterStep:
     """The runner's ``on_step`` for one prompt: generate's stopping criteria, the streamer.
 
@@ -168,7 +158,7 @@ class _AfterStep:
                 stop |= torch.as_tensor(crit(ids, None)).reshape(-1).bool()
             smc.finish([i for i, s in zip(live, stop.tolist()) if s])
         if self.streamer is not None:
-            common = _common_tokens(smc)
+            common = smc.committed_tokens()
             if len(common) > self.sent:
                 self.streamer.put(torch.tensor(common[self.sent:]))
                 self.sent = len(common)
@@ -178,9 +168,8 @@ def _draw(res: SMCResult, rng: np.random.Generator) -> Particle | None:
     ps = [p for p in res.particles if p.finished and p.log_weight > -math.inf]
     if not ps:
         return None
-    lw = np.array([p.log_weight for p in ps])
-    w = np.exp(lw - lw.max())
-    return ps[int(rng.choice(len(ps), p=w / w.sum()))]
+    w = normalise(np.array([p.log_weight for p in ps]))
+    return ps[int(rng.choice(len(ps), p=w))]
 
 
 _WARPERS = ("TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "TopHLogitsWarper",

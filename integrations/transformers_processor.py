@@ -42,6 +42,7 @@ from ..api import make_rng
 from ..awrs import AWRS
 from ..constraint import as_constraint, split
 from ..errors import ConfigError
+from ..lm.base import merge_end_tokens
 from ..lm.tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
 
 __all__ = ["AWRSLogitsProcessor", "token_id_list"]
@@ -126,7 +127,6 @@ class AWRSLogitsProcessor(LogitsProcessor):
         self.bound = self.constraint.bind(self.vocab)
         self.eos = self.vocab.eos_token_id
         self._end_idx = torch.tensor(self.ends, dtype=torch.long)
-        self._other = torch.tensor([i for i in self.ends if i != self.eos], dtype=torch.long)
         self._width = width
 
     def unfinished_rows(self, sequences: torch.Tensor, *, warn: bool = True) -> list[int]:
@@ -183,10 +183,7 @@ class AWRSLogitsProcessor(LogitsProcessor):
                     self.states[b] = self.bound.advance(self.states[b], y)
         self._last_len = L
         lp = torch.log_softmax(scores.detach().float().cpu() / self.temperature, dim=-1)
-        if len(self.ends) > 1:
-            eos_col = torch.logsumexp(lp.index_select(-1, self._end_idx), dim=-1)
-            lp.index_fill_(-1, self._other, -math.inf)
-            lp[:, self.eos] = eos_col
+        merge_end_tokens(lp, self.eos, self._end_idx)
         out = torch.full_like(scores, -math.inf)
         live = [b for b in range(B) if not self.done[b]]
         draws = self.sampler.sample(lp[live], self.bound, [self.states[b] for b in live], self.rng) if live else []

@@ -33,7 +33,7 @@ import torch
 
 from ..errors import ConfigError, LMError, ModelNotFoundError, VocabularyError
 from ..vocab import Vocabulary
-from .base import LanguageModel, ParticleBatch
+from .base import LanguageModel, ParticleBatch, merge_end_tokens
 from .tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
 
 __all__ = ["TransformersBatch", "TransformersLM"]
@@ -130,11 +130,7 @@ class TransformersLM(LanguageModel):
         eos = self.vocab.eos_token_id
         n_tok = len(tokenizer)
         self._eos = eos
-        self._merge = len(ends) > 1
         self._end_idx = torch.tensor(ends, dtype=torch.long, device=self.device)
-        self._other_end_idx = torch.tensor(
-            [i for i in ends if i != eos], dtype=torch.long, device=self.device
-        )
         # model rows with no token (embedding padding): never produced
         self._dead_idx = (
             torch.arange(n_tok, width, dtype=torch.long, device=self.device)
@@ -350,11 +346,7 @@ class TransformersLM(LanguageModel):
                     f"every token of row(s) {torch.nonzero(dead).flatten().tolist()[:5]} has "
                     "score -inf (probability 0): a logits processor, bias or bad-words list "
                     "removed the whole vocabulary; leave at least one token possible")
-        if self._merge:
-            eos_col = torch.logsumexp(lp.index_select(-1, self._end_idx), dim=-1)
-            lp.index_fill_(-1, self._other_end_idx, -math.inf)
-            lp[:, self._eos] = eos_col
-        return lp
+        return merge_end_tokens(lp, self._eos, self._end_idx)
 
     def __repr__(self) -> str:
         name = getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__
