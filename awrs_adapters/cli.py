@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AWRSError, ConfigError, NoValidSampleError
+from .models import BACKENDS
 from .smc import METHODS
 
 __all__ = ["main"]
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--grammar", metavar="FILE", help="a Lark grammar file")
     g.add_argument("--model", default="smollm2-135m-instruct",
                    help="embedded model name (see `awrs models`), HF id or local folder")
+    g.add_argument("--backend", default="transformers", choices=BACKENDS,
+                   help="run the model with transformers (default) or an in-process vLLM "
+                        "engine (needs the vllm extra)")
     g.add_argument("--particles", type=int, default=8, help="number of particles (default 8)")
     g.add_argument("--max-tokens", type=int, default=64, help="tokens per particle (default 64)")
     g.add_argument("--method", default="awrs-smc", choices=METHODS)
@@ -130,7 +134,7 @@ def _generate(a: argparse.Namespace) -> int:
 
         hf_logging.disable_progress_bar()
     constraint = _constraint(a)
-    lm = load(a.model)
+    lm = load(a.model, backend=a.backend)
     show = not a.quiet and sys.stderr.isatty()
     res = run_streaming(lm, _prompt(a, lm), constraint, params,
                         on_step=_progress if show else None)
