@@ -46,7 +46,9 @@ bench: $(STAMP)
 # pins torch 2.13.0+cpu and transformers<5.20, which this package allows (>=5.16). It
 # also pulls CUDA builds of torchvision/torchaudio/torchcodec (no CPU builds on PyPI) whose
 # import fails on a CPU machine and takes `import vllm` down: they are removed (vLLM's
-# text models do not use them).
+# text models do not use them). Its pin llguidance<1.8 is overridden by this package's
+# >=1.8 (pip warns): vLLM uses llguidance only for its own structured outputs, which
+# VLLMLM does not use.
 VLLM_VENV := .venv-vllm
 VLLM_PIP := $(VLLM_VENV)/bin/python -m pip --disable-pip-version-check
 VLLM_STAMP := $(VLLM_VENV)/.installed
