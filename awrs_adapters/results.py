@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .errors import NoValidSampleError
+from .resampling import normalise
 
 __all__ = ["Particle", "SMCResult", "Stats"]
 
@@ -113,10 +114,11 @@ class SMCResult:
                 lw.setdefault(p.text, []).append(p.log_weight)
         if not lw:
             return {}
-        m = max(max(v) for v in lw.values())
-        mass = {s: float(np.sum(np.exp(np.asarray(v) - m))) for s, v in lw.items()}
-        z = sum(mass.values())
-        return dict(sorted(((s, w / z) for s, w in mass.items()), key=lambda kv: -kv[1]))
+        texts = list(lw)
+        W = normalise(np.concatenate([lw[s] for s in texts]))
+        ends = np.cumsum([len(lw[s]) for s in texts])
+        mass = {s: float(W[e - len(lw[s]):e].sum()) for s, e in zip(texts, ends, strict=True)}
+        return dict(sorted(mass.items(), key=lambda kv: -kv[1]))
 
     @property
     def text(self) -> str:

@@ -36,8 +36,7 @@ import torch
 
 from . import resampling as rs
 from .awrs import AWRS, TokenDraw
-from .constraints.convert import as_constraint
-from .constraints.product import split
+from .constraint import as_constraint, split
 from .errors import ConfigError, LMError
 from .lm.base import LanguageModel
 from .proposals import DirectSampler, MaskSampler
@@ -387,13 +386,12 @@ class SMC:
     def committed_prefix(self) -> bytes:
         """Bytes shared by every particle that still has weight: they can no longer change."""
         alive = [self.data[i] for i in range(self.N) if self.logw[i] > -math.inf]
-        if not alive:
-            return b""
-        lo, hi = min(alive), max(alive)
-        n = 0
-        while n < len(lo) and lo[n] == hi[n]:
-            n += 1
-        return lo[:n]
+        return _common_prefix(alive, b"")
+
+    def committed_tokens(self) -> tuple[int, ...]:
+        """Token ids shared by every particle that still has weight (see ``committed_prefix``)."""
+        alive = [self.token_ids[i] for i in range(self.N) if self.logw[i] > -math.inf]
+        return _common_prefix(alive, ())
 
     # -- results ------------------------------------------------------------------
     def run(self) -> SMCResult:
@@ -482,3 +480,15 @@ class SMC:
             "satisfied at all (e.g. its accepts() on an example)."
         )
         return msg
+
+
+
+def _common_prefix(seqs: list[Any], empty: Any) -> Any:
+    """The longest common prefix of ``seqs`` (all bytes or all tuples); ``empty`` if none."""
+    if not seqs:
+        return empty
+    lo, hi = min(seqs), max(seqs)  # the common prefix of all is that of min and max
+    n = 0
+    while n < len(lo) and n < len(hi) and lo[n] == hi[n]:
+        n += 1
+    return lo[:n]

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .constraints.base import BoundConstraint
-from .constraints.cache import ResultCache
+from .caching import LRUCache
+from .constraint import BoundConstraint
 from .errors import ConfigError
 
 __all__ = ["StopBound", "check_stop"]
@@ -89,7 +89,7 @@ class StopBound(BoundConstraint):
         self.has_slow = True
         self.trivial = inner.trivial  # everything passes, the text before a stop too
         self._static: np.ndarray | None = None
-        self._cache: ResultCache[bool] = ResultCache()
+        self._cache: LRUCache[bool] = LRUCache()
 
     def initial_state(self) -> tuple[Any, bytes]:
         return (self.inner.initial_state(), b"")

@@ -32,9 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .constraints.base import BoundConstraint
-from .constraints.convert import as_constraint
-from .constraints.product import split
+from .constraint import BoundConstraint, as_constraint, split
 from .lm.function import FunctionLM
 from .vocab import decode_prefix
 
@@ -170,13 +168,6 @@ class ProperWeightingReport:
     expected: np.ndarray
     stderr: np.ndarray
     mean_checks: float
-
-    def max_z(self) -> float:
-        """Largest |estimate − expected| in standard errors (inf if one differs with 0 se)."""
-        diff = np.abs(self.estimate - self.expected)
-        se = np.where(self.stderr > 0, self.stderr, np.inf)
-        z = np.where(diff > 1e-12, diff / se, 0.0)
-        return float(np.max(z))
 
     def assert_ok(self, z: float = 4.5, atol: float = 1e-9) -> None:
         """Raise AssertionError when some token's estimate is off by more than z s.e."""

@@ -93,8 +93,7 @@ class ByteTrie:
     """
 
     def __init__(self, vocab: Vocabulary) -> None:
-        skip = vocab.special_ids | {vocab.eos_token_id}
-        pairs = sorted((t, i) for i, t in enumerate(vocab.tokens) if t and i not in skip)
+        pairs = sorted((t, i) for t, ids in vocab.ordinary_tokens.items() for i in ids)
         self._keys = [t for t, _ in pairs]
         self.ids = np.array([i for _, i in pairs], dtype=np.int64)
         self._top = b"\xff" * (max((len(t) for t in self._keys), default=0) + 1)
@@ -160,6 +159,17 @@ class Vocabulary:
             h.update(len(t).to_bytes(4, "little"))
             h.update(t)
         return h.hexdigest()[:32]
+
+    @cached_property
+    def ordinary_tokens(self) -> dict[bytes, list[int]]:
+        """Bytes -> ids of the ordinary tokens (not EOS, not special, not empty), in id
+        order; keys in order of first appearance. Built on first use; do not modify."""
+        eos, special = self.eos_token_id, self.special_ids
+        table: dict[bytes, list[int]] = {}
+        for i, t in enumerate(self.tokens):
+            if i != eos and i not in special and t:
+                table.setdefault(t, []).append(i)
+        return table
 
     @cached_property
     def trie(self) -> ByteTrie:

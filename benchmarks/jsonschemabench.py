@@ -400,6 +400,7 @@ def measure_costs(vocab: Any, tok: Any, reps: int = 200) -> None:
     import tempfile
 
     from awrs_adapters.constraints import cache as C
+    from awrs_adapters.constraints.oc_vocab import oc_vocabulary
 
     with tempfile.TemporaryDirectory() as d:
         os.environ.pop("AWRS_INDEX_CACHE", None)
@@ -409,7 +410,7 @@ def measure_costs(vocab: Any, tok: Any, reps: int = 200) -> None:
         for clear in (True, False, True):
             if clear:
                 C.clear_memory_cache()
-                C.oc_vocabulary(vocab)  # the per-vocabulary table is not the pattern's cost
+                oc_vocabulary(vocab)  # the per-vocabulary table is not the pattern's cost
             t0 = time.perf_counter()
             C.compiled_index(vocab, pattern)
             out.append(time.perf_counter() - t0)
@@ -524,12 +525,12 @@ def main(argv: list[str] | None = None) -> int:
                         "properties": {"a": {"type": "string", "format": "date"}}},
                        backend=b).accepts('{"a": "2020-01-01"}')
     if vocab is not None:  # warm the per-vocabulary tables once; children inherit them
-        from awrs_adapters.constraints.cache import oc_vocabulary
-        from awrs_adapters.constraints.grammar import _token_index, byte_vocabulary, ll_tokenizer
+        from awrs_adapters.constraints.grammar import byte_vocabulary, ll_tokenizer
+        from awrs_adapters.constraints.oc_vocab import oc_vocabulary
 
         oc_vocabulary(vocab)
         ll_tokenizer(vocab)
-        _token_index(vocab)
+        vocab.trie  # noqa: B018 - builds the ordinary-token table and the trie
         ll_tokenizer(byte_vocabulary())
     t0 = time.perf_counter()
     results = run_all(files, backends, vocab, args.timeout, args.workers, args.mem_gb)

@@ -18,14 +18,22 @@ calls valid under the tools' schemas (LangChain's ``bind_tools``). Outlines type
 
 from __future__ import annotations
 
-from .base import BoundConstraint, Constraint, TokenConstraint, TrueConstraint
-from .convert import as_constraint, register_converter
+from ..constraint import (
+    And,
+    BoundConstraint,
+    Constraint,
+    TokenConstraint,
+    TrueConstraint,
+    as_constraint,
+    register_converter,
+    split,
+)
 from .grammar import Grammar
+from .json_schema import JSONSchema
 from .outlines_types import from_outlines
 from .predicate import Potential, Predicate
-from .product import And, split
 from .pydantic import Pydantic
-from .regex import JSONSchema, Regex
+from .regex import Regex
 from .tools import ToolCalls
 
 __all__ = [

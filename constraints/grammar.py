@@ -31,19 +31,26 @@ Example::
 
 from __future__ import annotations
 
-import bisect
 import itertools
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from ..caching import LRUCache
+from ..constraint import BoundConstraint, TokenConstraint
 from ..errors import ConstraintError
 from ..vocab import Vocabulary
-from .base import BoundConstraint, TokenConstraint
 
-__all__ = ["Grammar", "ll_tokenizer"]
+__all__ = [
+    "Grammar",
+    "LLGuidanceBound",
+    "byte_vocabulary",
+    "json_grammar",
+    "ll_accepts",
+    "ll_check_grammar",
+    "ll_tokenizer",
+]
 
 _uid = itertools.count()
 
@@ -60,15 +67,13 @@ class _GreedyTokenizer:
     def __init__(self, vocab: Vocabulary) -> None:
         eos = vocab.eos_token_id
         special = vocab.special_ids
-        tokens: list[bytes] = []
-        table: dict[bytes, int] = {}
-        for i, t in enumerate(vocab.tokens):
-            if i == eos or i in special or not t or t[0] == 0xFF:
-                tokens.append(b"\xff[" + str(i).encode() + b"]")
-            else:
-                tokens.append(t)
-                table.setdefault(t, i)
-        self.tokens = tokens
+        self.tokens = [
+            b"\xff[" + str(i).encode() + b"]"
+            if i == eos or i in special or not t or t[0] == 0xFF else t
+            for i, t in enumerate(vocab.tokens)
+        ]
+        # the first id of each ordinary byte string
+        table = {t: ids[0] for t, ids in vocab.ordinary_tokens.items() if t[0] != 0xFF}
         self.eos_token_id = eos
         self.bos_token_id = None
         self.special_token_ids = sorted(special)
@@ -91,7 +96,7 @@ class _GreedyTokenizer:
         return out
 
 
-_TOKENIZERS: OrderedDict[str, Any] = OrderedDict()
+_TOKENIZERS: LRUCache[Any] = LRUCache(maxsize=4)
 
 
 def ll_tokenizer(vocab: Vocabulary) -> Any:
@@ -106,30 +111,7 @@ def ll_tokenizer(vocab: Vocabulary) -> Any:
         n_vocab=vocab.size,
         eos_token=vocab.eos_token_id,
     )
-    _TOKENIZERS[vocab.hash] = tok
-    while len(_TOKENIZERS) > 4:
-        _TOKENIZERS.popitem(last=False)
-    return tok
-
-
-_INDEXES: OrderedDict[str, tuple[dict[bytes, list[int]], list[bytes], list[int]]] = OrderedDict()
-
-
-def _token_index(vocab: Vocabulary) -> tuple[dict[bytes, list[int]], list[bytes], list[int]]:
-    """(bytes -> ids, sorted token bytes, their ids) over the ordinary tokens."""
-    hit = _INDEXES.get(vocab.hash)
-    if hit is not None:
-        return hit
-    table: dict[bytes, list[int]] = {}
-    for i, t in enumerate(vocab.tokens):
-        if i != vocab.eos_token_id and i not in vocab.special_ids and t:
-            table.setdefault(t, []).append(i)
-    pairs = sorted((t, i) for t, ids in table.items() for i in ids)
-    out = (table, [p[0] for p in pairs], [p[1] for p in pairs])
-    _INDEXES[vocab.hash] = out
-    while len(_INDEXES) > 4:
-        _INDEXES.popitem(last=False)
-    return out
+    return _TOKENIZERS.put(vocab.hash, tok)
 
 
 _BYTE_VOCAB: Vocabulary | None = None
@@ -143,7 +125,7 @@ def byte_vocabulary() -> Vocabulary:
     return _BYTE_VOCAB
 
 
-_TEMPLATES: OrderedDict[str, Any] = OrderedDict()
+_TEMPLATES: LRUCache[Any] = LRUCache(maxsize=64)
 
 
 def ll_accepts(grammar: str, text: str) -> bool:
@@ -159,13 +141,8 @@ def ll_accepts(grammar: str, text: str) -> bool:
         # generous lexer limits: the regex of a large schema (outlines-core's) is big
         limits = llguidance.LLParserLimits(initial_lexer_fuel=100_000_000,
                                            max_grammar_size=5_000_000)
-        base = llguidance.LLMatcher(ll_tokenizer(byte_vocabulary()), grammar, log_level=0,
-                                    limits=limits)
-        _TEMPLATES[grammar] = base
-        while len(_TEMPLATES) > 64:
-            _TEMPLATES.popitem(last=False)
-    else:
-        _TEMPLATES.move_to_end(grammar)
+        base = _TEMPLATES.put(grammar, llguidance.LLMatcher(
+            ll_tokenizer(byte_vocabulary()), grammar, log_level=0, limits=limits))
     if base.is_error():
         return False
     m = base.deep_copy()
@@ -240,8 +217,8 @@ class LLGuidanceBound(BoundConstraint):
         if m.is_error():
             raise ConstraintError(f"llguidance cannot compile {what}: {m.get_error()}")
         self._s0 = _LLState(m, b"")
-        self._children: OrderedDict[tuple[int, int], _LLState] = OrderedDict()
-        self._masks: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._children: LRUCache[_LLState] = LRUCache(maxsize=1024)
+        self._masks: LRUCache[np.ndarray] = LRUCache(maxsize=256)
 
     def initial_state(self) -> _LLState:
         return self._s0
@@ -275,11 +252,7 @@ class LLGuidanceBound(BoundConstraint):
                 "only be called after check() returned True"
             )
         data = state.data + self.vocab.tokens[token_id] if self._complete is not None else b""
-        new = _LLState(m, data)
-        self._children[key] = new
-        if len(self._children) > 1024:
-            self._children.popitem(last=False)
-        return new
+        return self._children.put(key, _LLState(m, data))
 
     def _forced_mask(self, m: Any, forced: bytes) -> np.ndarray:
         """The byte-level allowed set when the grammar forces the bytes ``forced``.
@@ -291,16 +264,13 @@ class LLGuidanceBound(BoundConstraint):
         and validate.
         """
         mask = np.zeros(self._V, dtype=bool)
-        table, keys, ids = _token_index(self.vocab)
-        for k in range(1, len(forced) + 1):
+        table, tokens, n = self.vocab.ordinary_tokens, self.vocab.tokens, len(forced)
+        for k in range(1, n + 1):
             for t in table.get(forced[:k], ()):
                 mask[t] = True
-        i = bisect.bisect_right(keys, forced)
-        while i < len(keys) and keys[i].startswith(forced):
-            t = ids[i]
-            if m.validate_tokens([t]) == 1:
+        for t in self.vocab.trie.with_prefix(forced).tolist():  # in byte order
+            if len(tokens[t]) > n and m.validate_tokens([t]) == 1:
                 mask[t] = True
-            i += 1
         return mask
 
     def fast_mask(self, state: _LLState) -> np.ndarray:
@@ -316,9 +286,7 @@ class LLGuidanceBound(BoundConstraint):
             if self._banned_arr.size:
                 base[self._banned_arr] = False
             base[self._eos] = False
-            self._masks[state.uid] = base
-            if len(self._masks) > 256:
-                self._masks.popitem(last=False)
+            self._masks.put(state.uid, base)
         mask = base.copy()
         mask[self._eos] = self._eos_ok(state)
         return mask

@@ -32,9 +32,8 @@ from typing import Any
 
 from typing_extensions import is_typeddict
 
+from ..constraint import Constraint, register_converter
 from ..errors import ConfigError
-from .base import Constraint
-from .convert import register_converter
 
 __all__ = ["from_outlines"]
 
@@ -46,7 +45,8 @@ def _from_outlines_term(obj: Any) -> Constraint | None:
     from outlines.types import dsl
 
     from .grammar import Grammar
-    from .regex import JSONSchema, Regex
+    from .json_schema import JSONSchema
+    from .regex import Regex
 
     if isinstance(obj, dsl.CFG):
         return Grammar(obj.definition)
@@ -69,7 +69,7 @@ def _convert(obj: Any) -> Constraint | None:
 
             return Pydantic(obj)
         if is_typeddict(obj) or dataclasses.is_dataclass(obj):
-            from .regex import JSONSchema
+            from .json_schema import JSONSchema
 
             return JSONSchema(obj)
         return None

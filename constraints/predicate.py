@@ -30,10 +30,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..caching import LRUCache
+from ..constraint import BoundConstraint, Constraint
 from ..errors import ConfigError, ConstraintError
 from ..vocab import Vocabulary, split_pending
-from .base import BoundConstraint, Constraint
-from .cache import ResultCache
 
 __all__ = ["Potential", "Predicate"]
 
@@ -159,9 +159,9 @@ class _PredicateBound(BoundConstraint):
         self._tokens = vocab.tokens
         self._eos = vocab.eos_token_id
         self._special = vocab.special_ids
-        self._prefix_cache: ResultCache[bool] = ResultCache()
-        self._pending_cache: ResultCache[bool] = ResultCache(maxsize=4096)
-        self._complete_cache: ResultCache[bool] = ResultCache()
+        self._prefix_cache: LRUCache[bool] = LRUCache()
+        self._pending_cache: LRUCache[bool] = LRUCache(maxsize=4096)
+        self._complete_cache: LRUCache[bool] = LRUCache()
         self._budget = pred.lookahead_budget  # calls left for characters > 1 byte short
 
     def initial_state(self) -> bytes:
@@ -286,7 +286,7 @@ class Potential(Constraint):
         self.prefix_fn = prefix
         self.errors = errors
         self.name = name or getattr(complete, "__name__", "Potential")
-        self._cache: ResultCache[float] = ResultCache()
+        self._cache: LRUCache[float] = LRUCache()
 
     def _score(self, fn: Callable[[str], float], text: str, what: str) -> float:
         def compute(key: tuple[str, str]) -> float:

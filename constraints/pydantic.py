@@ -53,13 +53,13 @@ Example::
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from typing import Any, Literal
 
+from ..caching import LRUCache
+from ..constraint import And
 from ..errors import ConstraintError
+from .json_schema import JSONSchema, forbid_extra_keys
 from .predicate import Predicate
-from .product import And
-from .regex import JSONSchema, forbid_extra_keys
 
 __all__ = ["Pydantic", "partial_json"]
 
@@ -267,7 +267,7 @@ class _PrefixCheck:
         self._validators: dict[int, Any] = {}
         self._keymaps: dict[int, dict[str, dict]] = {}
         self._keep: list[Any] = []  # keeps sanitized schemas alive (ids are cache keys)
-        self._results: OrderedDict[tuple[int, str], bool] = OrderedDict()
+        self._results: LRUCache[bool] = LRUCache(maxsize=8192)
 
     # validators for closed values, cached per schema object
     def _validator(self, schema: dict, config: Any) -> Any:
@@ -296,10 +296,7 @@ class _PrefixCheck:
             ok = False
         except Exception:  # a validator failed in an unexpected way: undecided, accept
             ok = True
-        self._results[key] = ok
-        if len(self._results) > 8192:
-            self._results.popitem(last=False)
-        return ok
+        return self._results.put(key, ok)
 
     def _resolve(self, schema: dict) -> dict | None:
         """Unwrap to the schema that validates the *shape* of an open value."""

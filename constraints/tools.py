@@ -40,9 +40,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..constraint import BoundConstraint, Constraint
 from ..errors import ConfigError
 from ..vocab import Vocabulary
-from .base import BoundConstraint, Constraint
 
 __all__ = [
     "CALL_CLOSE",
@@ -199,7 +199,7 @@ class ToolCalls(Constraint):
         parallel: bool = False,
         validators: Mapping[str, type] | None = None,
     ) -> None:
-        from .regex import SchemaCheck, forbid_extra_keys
+        from .json_schema import SchemaCheck, forbid_extra_keys
 
         specs = [normalize_tool(t) for t in tools]
         names = [s["name"] for s in specs]
@@ -298,8 +298,8 @@ class ToolCalls(Constraint):
                                what="the tools' schemas")
         if not self._models:
             return fast
+        from ..constraint import AndBound
         from .predicate import Predicate
-        from .product import AndBound
 
         slow = Predicate(complete=lambda s: True, prefix=self._prefix, name="tool validators")
         return AndBound(vocab, [fast, slow.bind(vocab)])

@@ -4,6 +4,10 @@ Overview: each integration imports its framework lazily, so ``import awrs_adapte
 stays light. Import the one you use:
 ``from awrs_adapters.integrations.langchain import ChatAWRS`` or
 ``from awrs_adapters.integrations.transformers import smc_generate``.
+Modules: ``langchain`` (ChatAWRS, AWRSLLM), ``langchain_base`` (their shared fields and
+run), ``langchain_messages`` (message and tool-call conversion), ``transformers`` (the
+``custom_generate`` strategy), ``transformers_processor`` (AWRSLogitsProcessor). The models
+and the strategy run through the core step loop, :mod:`awrs_adapters.runner`.
 
 Example::
 

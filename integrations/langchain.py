@@ -6,7 +6,10 @@ async forms; ``bind(constraint=...)``; ``with_structured_output``); :class:`AWRS
 forms run it in a worker thread, so the event loop is never blocked. The particle set,
 posterior, ``log_ml`` and ESS history come back in ``response_metadata`` (chat) or
 ``llm_output`` / ``generation_info`` (LLM). Streaming is honest: a chunk is emitted only
-once every weighted particle shares it.
+once every weighted particle shares it. Their shared fields and run are in
+:mod:`~awrs_adapters.integrations.langchain_base`; message and tool-call conversion
+(:func:`messages_to_chat`, re-exported here) in
+:mod:`~awrs_adapters.integrations.langchain_messages`.
 
 Example::
 
@@ -23,8 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import difflib
-import threading
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
@@ -32,15 +33,7 @@ from typing import Any
 try:
     from langchain_core.callbacks import CallbackManagerForLLMRun
     from langchain_core.language_models import BaseChatModel, BaseLLM
-    from langchain_core.messages import (
-        AIMessage,
-        AIMessageChunk,
-        BaseMessage,
-        ChatMessage,
-        HumanMessage,
-        SystemMessage,
-        ToolMessage,
-    )
+    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
     from langchain_core.outputs import (
         ChatGeneration,
         ChatGenerationChunk,
@@ -55,305 +48,25 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "awrs_adapters.integrations.langchain needs langchain-core: "
         "pip install 'awrs-adapters[langchain]'"
     ) from e
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import ConfigDict
 
-from ..errors import ConfigError, NoValidSampleError
+from ..errors import ConfigError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
-from ._runner import RunParams, particle_table, run_streaming
+from ..runner import particle_table
+from .langchain_base import AWRSFields, pieces_in_thread
+from .langchain_messages import (
+    ToolStream,
+    messages_to_chat,
+    new_call_id,
+    normalize_tool_choice,
+    tool_constraint,
+)
 
-__all__ = ["AWRSLLM", "ChatAWRS"]
-
-_MODELS: dict[str, LanguageModel] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def _load(name: str) -> LanguageModel:
-    with _MODELS_LOCK:
-        if name not in _MODELS:
-            from .. import models
-
-            _MODELS[name] = models.load(name)
-        return _MODELS[name]
+__all__ = ["AWRSLLM", "ChatAWRS", "messages_to_chat"]
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content or []:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict) and block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-    return "".join(parts)
-
-
-def messages_to_chat(
-    messages: Sequence[BaseMessage], tools: Sequence[dict] | None = None,
-    tool_choice: str = "auto", parallel: bool = False,
-) -> list[dict[str, str]]:
-    """LangChain messages -> ``[{"role", "content"}]`` for the model's chat template.
-
-    Tool use is written in the wire format of :mod:`awrs_adapters.constraints.tools`
-    (Hermes / Qwen2.5): ``tools`` become instructions appended to the system message (one
-    is added first when there is none); an ``AIMessage``'s ``tool_calls`` become
-    ``<tool_call>`` blocks after its text; consecutive ``ToolMessage``s become one user
-    turn of ``<tool_response>`` blocks, so roles still alternate (Gemma's template
-    requires it).
-    """
-    from ..constraints.tools import format_tool_calls, render_tools
-
-    out: list[dict[str, str]] = []
-    for m in messages:
-        content = _text_of(m.content)
-        if isinstance(m, SystemMessage):
-            role = "system"
-        elif isinstance(m, HumanMessage):
-            role = "user"
-        elif isinstance(m, AIMessage):
-            role = "assistant"
-            if m.tool_calls:
-                calls = format_tool_calls([(c["name"], c["args"]) for c in m.tool_calls])
-                content = f"{content}\n{calls}" if content else calls
-        elif isinstance(m, ToolMessage):
-            block = f"<tool_response>\n{content}\n</tool_response>"
-            if out and out[-1]["role"] == "user" and out[-1]["content"].startswith("<tool_response>"):
-                out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + block}
-                continue
-            role, content = "user", block
-        elif isinstance(m, ChatMessage):
-            role = m.role
-        else:
-            role = "user"
-        out.append({"role": role, "content": content})
-    if tools:
-        text = render_tools(tools, tool_choice, parallel)
-        if out and out[0]["role"] == "system":
-            out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{text}"}
-        else:
-            out.insert(0, {"role": "system", "content": text})
-    return out
-
-
-_TOOL_CONSTRAINTS: dict[str, Any] = {}
-
-
-def _tool_constraint(tools: list[dict], choice: str, parallel: bool, validators: dict) -> Any:
-    """The :class:`~awrs_adapters.constraints.tools.ToolCalls` of a binding (cached)."""
-    import json
-
-    from ..constraints.tools import ToolCalls
-
-    key = json.dumps([tools, choice, parallel, sorted((k, id(v)) for k, v in validators.items())],
-                     sort_keys=True, default=str)
-    with _MODELS_LOCK:
-        hit = _TOOL_CONSTRAINTS.get(key)
-    if hit is None:
-        hit = ToolCalls(tools, choice=choice, parallel=parallel, validators=validators)
-        with _MODELS_LOCK:
-            if len(_TOOL_CONSTRAINTS) > 64:
-                _TOOL_CONSTRAINTS.clear()
-            _TOOL_CONSTRAINTS[key] = hit
-    return hit
-
-
-def _call_id() -> str:
-    import uuid
-
-    return f"call_{uuid.uuid4().hex[:24]}"
-
-
-def _tool_choice(choice: Any, names: list[str]) -> str:
-    """LangChain/OpenAI ``tool_choice`` -> ``auto`` / ``required`` / ``none`` / a name."""
-    if choice is None or choice == "auto":
-        return "auto"
-    if choice is True or choice in ("any", "required"):
-        return "required"
-    if choice is False or choice == "none":
-        return "none"
-    if isinstance(choice, dict):
-        fn = choice.get("function") if choice.get("type") == "function" else None
-        name = fn.get("name") if isinstance(fn, dict) else choice.get("name")
-        if isinstance(name, str):
-            choice = name
-    if isinstance(choice, str) and choice in names:
-        return choice
-    raise ConfigError(
-        f"tool_choice={choice!r} names no bound tool; use None/'auto', 'any'/'required'/True, "
-        f"'none'/False, or one of {names}"
-    )
-
-
-class _ToolStream:
-    """Turns committed output text into message chunks that never retract.
-
-    Text mode (the output does not start with ``<tool_call>``): content deltas. Tool
-    mode: ``tool_call_chunks``: the name and id once a call's head is committed, then
-    its arguments' JSON text as it is committed (never the closing tags).
-    """
-
-    def __init__(self) -> None:
-        self.text = ""
-        self.mode: str | None = None
-        self.sent = 0
-        self.calls: list[list[Any]] = []  # [id, args chars sent]
-
-    def feed(self, piece: str) -> list[AIMessageChunk]:
-        from ..constraints.tools import CALL_TAG, call_arguments
-
-        self.text += piece
-        t = self.text
-        if self.mode is None:
-            if t.startswith(CALL_TAG):
-                self.mode = "tools"
-            elif not CALL_TAG.startswith(t):
-                self.mode = "text"
-            else:
-                return []
-        if self.mode == "text":
-            out = [AIMessageChunk(content=t[self.sent:])] if len(t) > self.sent else []
-            self.sent = len(t)
-            return out
-        chunks = []
-        for i, (name, args, _closed) in enumerate(call_arguments(t)):
-            if i == len(self.calls):
-                self.calls.append([_call_id(), 0])
-                chunks.append(AIMessageChunk(content="", tool_call_chunks=[
-                    {"name": name, "args": "", "id": self.calls[i][0], "index": i}]))
-            if len(args) > self.calls[i][1]:
-                chunks.append(AIMessageChunk(content="", tool_call_chunks=[
-                    {"name": None, "args": args[self.calls[i][1]:], "id": None, "index": i}]))
-                self.calls[i][1] = len(args)
-        return chunks
-
-
-def _pieces_in_thread(run: Any) -> Iterator[str]:
-    """Run ``run(on_text)`` in a worker thread; yield the pieces it passes to ``on_text``.
-
-    The core is synchronous; this lets ``_stream`` hand out text as it is committed. The
-    generator's return value (``StopIteration.value``) is what ``run`` returned; an
-    exception raised by ``run`` is re-raised in the consumer's thread.
-    """
-    import queue
-
-    q: queue.Queue = queue.Queue()
-    done = object()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["res"] = run(q.put)
-        except BaseException as e:  # re-raised in the consumer's thread
-            box["err"] = e
-        q.put(done)
-
-    t = threading.Thread(target=work, daemon=True)
-    t.start()
-    while (item := q.get()) is not done:
-        yield item
-    t.join()
-    if "err" in box:
-        raise box["err"]
-    return box["res"]
-
-
-#: keyword arguments a call (``invoke(..., **kw)``, ``bind(**kw)``) may carry
-_CALL_KWARGS = frozenset(RunParams.__dataclass_fields__) | {
-    "model", "constraint", "tools", "tool_choice", "parallel_tool_calls", "tool_validators"}
-
-
-class _AWRSFields:
-    """Fields and helpers shared by :class:`ChatAWRS` and :class:`AWRSLLM`."""
-
-    model: str = Field(default="smollm2-135m-instruct")
-    """An embedded model name (``awrs_adapters.models``), a Hugging Face id or a local path."""
-    lm: Any = Field(default=None, exclude=True)
-    """An already loaded ``awrs_adapters.lm.LanguageModel``; overrides ``model``."""
-    num_particles: int = 8
-    """Particles per call (N)."""
-    max_tokens: int = 256
-    """Tokens generated per particle before the end is forced."""
-    temperature: float = 1.0
-    """Sampling temperature; 0 decodes greedily (most probable valid token, no weights)."""
-    method: str = "awrs-smc"
-    """``awrs-smc`` (default), ``lcd``, ``sample-verify`` or ``mask-smc``."""
-    ess_threshold: float = 0.5
-    """Resample when ESS < ess_threshold·N."""
-    resampling: str = "stratified"
-    """Resampling scheme."""
-    seed: int | None = None
-    """Seed of each call (None: fresh randomness)."""
-    constraint: Any = Field(default=None, exclude=True)
-    """Default constraint (any the library accepts); ``bind(constraint=...)`` overrides."""
-    stop: list[str] | None = None
-    """Default stop sequences; the output ends before the first one."""
-    timeout: float | None = None
-    """Seconds per call before ``GenerationTimeoutError``."""
-    max_retries: int = 0
-    """Retries (next draws of the seed's generator) when no particle survives."""
-    streaming: bool = False
-    """Chat model: route ``invoke`` through ``_stream`` (callbacks get tokens as committed)."""
-    api_key: SecretStr | None = Field(default=None, exclude=True)
-    """Accepted so ``ChatAWRS`` can replace a hosted chat model unchanged; a local model
-    needs no key and ignores it."""
-
-    def _lm_for(self, kwargs: dict[str, Any]) -> LanguageModel:
-        name = kwargs.get("model")
-        if name is not None and name != self.model:
-            return _load(name)
-        if self.lm is not None:
-            return self.lm
-        return _load(self.model)
-
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        self._params({})  # a value that cannot work fails here, not at the first call
-
-    def _params(self, kwargs: dict[str, Any]) -> RunParams:
-        fields = RunParams.__dataclass_fields__
-        unknown = sorted(k for k in kwargs if k not in _CALL_KWARGS and not k.startswith("ls_"))
-        if unknown:
-            hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
-                k, sorted(_CALL_KWARGS), n=1)) else repr(k) for k in unknown]
-            raise ConfigError(
-                f"unknown call argument(s) {', '.join(hints)}; a call takes "
-                f"{sorted(_CALL_KWARGS)} (and stop=)")
-        vals = {k: getattr(self, k) for k in fields}
-        vals.update({k: v for k, v in kwargs.items() if k in fields})
-        return RunParams(**vals)  # validates every value
-
-    def _run(
-        self, prompt: Any, stop: list[str] | None, kwargs: dict[str, Any], on_text: Any = None,
-        constraint: Any = None,
-    ) -> tuple[SMCResult, LanguageModel]:
-        lm = self._lm_for(kwargs)
-        if constraint is None:
-            constraint = kwargs.get("constraint", self.constraint)
-        res = run_streaming(lm, prompt, constraint, self._params(kwargs),
-                            stop=stop if stop is not None else self.stop, on_text=on_text)
-        if not res.ok:
-            raise NoValidSampleError(res.hint)
-        return res, lm
-
-    @staticmethod
-    def _metadata(res: SMCResult, model: str) -> dict[str, Any]:
-        s = res.stats
-        return {
-            "model_name": model,
-            "method": res.method,
-            "posterior": res.posterior,
-            "particles": particle_table(res),
-            "log_ml": res.log_ml,
-            "ess_history": res.ess_history,
-            "resamples": s.resamples,
-            "timing": {"seconds": s.seconds, "seconds_per_token": s.seconds_per_token,
-                       "tokens": s.tokens, "lm_calls": s.lm_calls,
-                       "constraint_checks": s.constraint_checks},
-        }
-
-
-class ChatAWRS(_AWRSFields, BaseChatModel):
+class ChatAWRS(AWRSFields, BaseChatModel):
     """Chat model sampling with AWRS-SMC on a local transformers model.
 
     Messages go through the model's chat template. ``bind(constraint=...)`` takes any
@@ -400,7 +113,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         calls = parse_tool_calls(res.text) if kwargs.get("tools") else None
         if calls:
             content = ""
-            tool_calls = [{"name": c.name, "args": c.arguments, "id": _call_id(),
+            tool_calls = [{"name": c.name, "args": c.arguments, "id": new_call_id(),
                            "type": "tool_call"} for c in calls]
         return AIMessage(
             content=content,
@@ -417,7 +130,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         if not tools:
             return messages_to_chat(messages), None
         names = [t["function"]["name"] for t in tools]
-        choice = _tool_choice(kwargs.get("tool_choice"), names)
+        choice = normalize_tool_choice(kwargs.get("tool_choice"), names)
         parallel = bool(kwargs.get("parallel_tool_calls"))  # None: one call per turn
         user = kwargs.get("constraint", self.constraint)
         if choice == "none" and user is not None:
@@ -429,7 +142,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
                     "constrained by the tool's schema: drop constraint=, or bind the tools "
                     "with tool_choice='none'"
                 )
-            constraint = _tool_constraint(tools, choice, parallel,
+            constraint = tool_constraint(tools, choice, parallel,
                                           kwargs.get("tool_validators") or {})
         return messages_to_chat(messages, tools, choice, parallel), constraint
 
@@ -465,7 +178,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
 
         formatted = [convert_to_openai_tool(t) for t in tools]
         names = [t["function"]["name"] for t in formatted]
-        choice = _tool_choice(tool_choice, names)  # fail at bind time, not at invoke
+        choice = normalize_tool_choice(tool_choice, names)  # fail at bind time, not at invoke
         validators = {}
         for t, f in zip(tools, formatted):
             model = t.tool_call_schema if isinstance(t, BaseTool) else t
@@ -500,9 +213,9 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         prompt, constraint = self._prepare(messages, kwargs)
-        pieces = _pieces_in_thread(
+        pieces = pieces_in_thread(
             lambda on_text: self._run(prompt, stop, kwargs, on_text=on_text, constraint=constraint))
-        shaper = _ToolStream() if kwargs.get("tools") else None
+        shaper = ToolStream() if kwargs.get("tools") else None
         while True:
             try:
                 item = next(pieces)
@@ -563,7 +276,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         from langchain_core.utils.pydantic import is_basemodel_subclass
 
         from ..constraints import JSONSchema, Pydantic
-        from ..constraints.regex import forbid_extra_keys
+        from ..constraints.json_schema import forbid_extra_keys
 
         is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
         if schema is None:
@@ -593,7 +306,7 @@ class ChatAWRS(_AWRSFields, BaseChatModel):
         return llm | parser
 
 
-class AWRSLLM(_AWRSFields, BaseLLM):
+class AWRSLLM(AWRSFields, BaseLLM):
     """String-in/string-out LLM sampling with AWRS-SMC (same fields as :class:`ChatAWRS`).
 
     Each prompt's generations are the final particles as ``Generation`` objects, the most
@@ -649,7 +362,7 @@ class AWRSLLM(_AWRSFields, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        for item in _pieces_in_thread(lambda on_text: self._run(prompt, stop, kwargs, on_text=on_text)):
+        for item in pieces_in_thread(lambda on_text: self._run(prompt, stop, kwargs, on_text=on_text)):
             chunk = GenerationChunk(text=item)
             if run_manager:
                 run_manager.on_llm_new_token(item, chunk=chunk)

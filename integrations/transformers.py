@@ -14,28 +14,34 @@ Overview:
   trust_remote_code=True, tokenizer=tok, streamer=s, constraint=...)``, loads
   ``custom_generate/generate.py`` of this package from disk (offline) and accepts the
   usual ``tokenizer=`` and ``streamer=`` arguments.
-* :class:`AWRSLogitsProcessor` is a ``LogitsProcessor`` for any ``generate`` call or
-  pipeline. It is **locally constrained decoding**: every output is valid, but the
-  distribution is biased like all masking (it cannot carry weights or resample). It
-  finds one valid token per row by adaptive rejection sampling instead of masking the
-  whole vocabulary. ``smc_generate`` is the unbiased path.
+* :class:`AWRSLogitsProcessor` (defined in
+  :mod:`~awrs_adapters.integrations.transformers_processor`, re-exported here) is a
+  ``LogitsProcessor`` for any ``generate`` call or pipeline. It is **locally constrained
+  decoding**: every output is valid, but the distribution is biased like all masking (it
+  cannot carry weights or resample). It finds one valid token per row by adaptive
+  rejection sampling instead of masking the whole vocabulary. ``smc_generate`` is the
+  unbiased path.
+
+The strategy's step loop (stop strings, the streamer, stopping criteria that end
+particles) is the core's :func:`~awrs_adapters.runner.run_streaming`.
 
 Example::
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from awrs_adapters.constraints import Regex
-    from awrs_adapters.integrations.transformers import smc_generate, AWRSLogitsProcessor
+    from awrs_adapters.integrations.transformers import AWRSLogitsProcessor, smc_generate
+    from awrs_adapters.models import load
+    lm = load()                      # the embedded SmolLM2 (a TransformersLM)
+    model, tok = lm.model, lm.tokenizer
     out = model.generate(**tok("Date:", return_tensors="pt"), custom_generate=smc_generate,
-                         constraint=Regex(r" \\d{4}-\\d{2}-\\d{2}"), num_particles=8,
+                         constraint=Regex(r" [0-9]{4}-[0-9]{2}-[0-9]{2}"), num_particles=8,
                          max_new_tokens=12, awrs_tokenizer=tok)
     print(tok.batch_decode(out.sequences), out.results[0].posterior)
-    lcd = AWRSLogitsProcessor(Regex(r" \\d{4}"), tok)
+    lcd = AWRSLogitsProcessor(Regex(r" [0-9]{4}"), tok)
     model.generate(**tok("Year:", return_tensors="pt"), logits_processor=[lcd], do_sample=True)
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 import weakref
@@ -48,25 +54,23 @@ import numpy as np
 import torch
 
 try:
-    from transformers import LogitsProcessor, LogitsProcessorList
+    from transformers import LogitsProcessorList
     from transformers.utils import ModelOutput
 except ImportError as e:  # pragma: no cover
     raise ImportError("this integration needs transformers: pip install transformers") from e
 
 from ..api import make_rng
-from ..awrs import AWRS
-from ..constraints.convert import as_constraint
-from ..constraints.product import split
+from ..constraint import as_constraint, split
 from ..errors import ConfigError
 from ..lm.base import LanguageModel, ParticleBatch
-from ..lm.tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
 from ..lm.transformers import TransformersLM
+from ..resampling import normalise
 from ..results import Particle, SMCResult
+from ..runner import RunParams, run_streaming
 from ..smc import SMC
+from .transformers_processor import AWRSLogitsProcessor, token_id_list
 
 __all__ = ["CUSTOM_GENERATE_DIR", "AWRSLogitsProcessor", "SMCGenerateOutput", "smc_generate"]
-
-logger = logging.getLogger(__name__)
 
 #: Pass as ``custom_generate=`` (with ``trust_remote_code=True``) for the folder form.
 CUSTOM_GENERATE_DIR = str(Path(__file__).resolve().parent)
@@ -131,34 +135,42 @@ def _lm_for(model: Any, tokenizer: Any, ends: tuple[int, ...]) -> TransformersLM
     return per_model[key]
 
 
-def _ids_list(x: Any) -> list[int]:
-    if x is None:
-        return []
-    if isinstance(x, torch.Tensor):
-        return [int(i) for i in x.reshape(-1).tolist()]
-    if isinstance(x, int):
-        return [x]
-    return [int(i) for i in x]
+class _AfterStep:
+    """The runner's ``on_step`` for one prompt: generate's stopping criteria, the streamer.
 
+    Criteria end the live particles they stop (``SMC.finish``: the text must pass the
+    constraint's complete check); ``streamer`` gets the tokens every weighted particle
+    shares as soon as they are fixed (``sent`` of them so far).
+    """
 
-def _common_tokens(smc: SMC) -> tuple[int, ...]:
-    rows = [smc.token_ids[i] for i in range(smc.N) if smc.logw[i] > -math.inf]
-    if not rows:
-        return ()
-    lo, hi = min(rows), max(rows)
-    n = 0
-    while n < len(lo) and n < len(hi) and lo[n] == hi[n]:
-        n += 1
-    return lo[:n]
+    def __init__(self, row: torch.Tensor, criteria: list[Any], streamer: Any) -> None:
+        self.row = row
+        self.criteria = criteria
+        self.streamer = streamer
+        self.sent = 0
+
+    def __call__(self, smc: SMC) -> None:
+        live = smc.live
+        if self.criteria and live:
+            ids = torch.tensor([self.row.tolist() + list(smc.token_ids[i]) for i in live])
+            stop = torch.zeros(len(live), dtype=torch.bool)
+            for crit in self.criteria:
+                stop |= torch.as_tensor(crit(ids, None)).reshape(-1).bool()
+            smc.finish([i for i, s in zip(live, stop.tolist()) if s])
+        if self.streamer is not None:
+            common = smc.committed_tokens()
+            if len(common) > self.sent:
+                self.streamer.put(torch.tensor(common[self.sent:]))
+                self.sent = len(common)
 
 
 def _draw(res: SMCResult, rng: np.random.Generator) -> Particle | None:
     ps = [p for p in res.particles if p.finished and p.log_weight > -math.inf]
     if not ps:
         return None
-    lw = np.array([p.log_weight for p in ps])
-    w = np.exp(lw - lw.max())
-    return ps[int(rng.choice(len(ps), p=w / w.sum()))]
+    w = normalise(np.array([p.log_weight for p in ps]))
+    return ps[int(rng.choice(len(ps), p=w))]
+
 
 _WARPERS = ("TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "TopHLogitsWarper",
             "MinPLogitsWarper", "TypicalLogitsWarper", "EpsilonLogitsWarper", "EtaLogitsWarper")
@@ -282,7 +294,7 @@ def smc_generate(
         try:
             from transformers import AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(model.config._name_or_path)
+            tok = AutoTokenizer.from_pretrained(model.config.name_or_path)
         except Exception as e:
             raise ConfigError(
                 "smc_generate needs the tokenizer to read the constraint's bytes; pass "
@@ -290,7 +302,7 @@ def smc_generate(
                 "tokenizer= to a callable strategy), or use custom_generate=CUSTOM_GENERATE_DIR"
             ) from e
     streamer = awrs_streamer if awrs_streamer is not None else streamer
-    ends = tuple(_ids_list(getattr(cfg, "eos_token_id", None)))
+    ends = tuple(token_id_list(getattr(cfg, "eos_token_id", None)))
     base = _lm_for(model, tok, ends)
     attn = model_kwargs.get("attention_mask")
     B, L = input_ids.shape
@@ -326,29 +338,17 @@ def smc_generate(
     extra = getattr(cfg, "stop_strings", None) or []
     stop_strings += [extra] if isinstance(extra, str) else list(extra)
     stop_strings = list(dict.fromkeys(stop_strings))
+    params = RunParams(num_particles=num_particles, max_tokens=int(max_new), method=method,
+                       ess_threshold=ess_threshold, resampling=resampling,
+                       temperature=0.0 if greedy else 1.0, seed=rng)  # one stream for all
     results, rows = [], []
     for b in range(B):
         row = input_ids[b]
         keep = row if attn is None else row[attn[b].bool()]
         prompt = [int(i) for i in keep.tolist()]
-        smc = SMC(lm, prompt, c, num_particles=num_particles, max_tokens=int(max_new),
-                  method=method, ess_threshold=ess_threshold, resampling=resampling,
-                  temperature=0.0 if greedy else 1.0, rng=rng, stop=stop_strings)
-        sent = 0
-        for _ in smc:
-            live = smc.live
-            if criteria and live:
-                ids = torch.tensor([row.tolist() + list(smc.token_ids[i]) for i in live])
-                stop = torch.zeros(len(live), dtype=torch.bool)
-                for crit in criteria:
-                    stop |= torch.as_tensor(crit(ids, None)).reshape(-1).bool()
-                smc.finish([i for i, s in zip(live, stop.tolist()) if s])
-            if streamer is not None and B == 1:
-                common = _common_tokens(smc)
-                if len(common) > sent:
-                    streamer.put(torch.tensor(common[sent:]))
-                    sent = len(common)
-        res = smc.result()
+        step = _AfterStep(row, criteria, streamer if B == 1 else None)
+        res = run_streaming(lm, prompt, c, params, stop=stop_strings, on_step=step)
+        sent = step.sent
         if not res.ok:
             if cut:
                 res.hint += (
@@ -374,151 +374,3 @@ def smc_generate(
     for b, r in enumerate(rows):
         seqs[b, : len(r)] = torch.tensor(r, dtype=torch.long)
     return SMCGenerateOutput(sequences=seqs.to(input_ids.device), results=results)
-
-
-class AWRSLogitsProcessor(LogitsProcessor):
-    """Locally constrained decoding as a ``LogitsProcessor``, by adaptive rejection sampling.
-
-    For each row, one valid next token is found without masking the vocabulary: tokens
-    are checked in the order of a sample without replacement from the row's scores
-    (``do_sample=True``), or in decreasing score (``do_sample=False``: the highest-scoring
-    valid token), and the returned scores force it. EOS is allowed only where the
-    constraint accepts the text as complete. This is locally constrained decoding:
-    valid, but biased like all masking; ``smc_generate`` samples the true posterior.
-
-    Args:
-        constraint: any constraint of the library (or an Outlines type / pydantic class).
-        tokenizer: the model's tokenizer (for the token bytes).
-        do_sample: match the ``do_sample`` of the generate call.
-        temperature: applied to the scores before sampling (generate applies its own
-            temperature, top-k and top-p after user processors, so set it here).
-        seed: int or ``numpy.random.Generator`` (default: drawn from torch's generator).
-        eos_token_id: end tokens (default: the tokenizer's).
-
-    One instance can be reused across ``generate`` calls: a new call is detected from
-    ``input_ids`` (its length does not continue the last one) and resets the state.
-    ``dead_rows`` lists the rows of the last call that reached a dead end (no valid
-    token: the row is ended and its text is not accepted); ``checks`` counts checks.
-    A row cut by ``max_new_tokens`` is a valid prefix, not a valid output:
-    ``unfinished_rows(out)`` lists (and warns about) the rows of an output that the
-    constraint does not accept as complete.
-    """
-
-    def __init__(
-        self,
-        constraint: Any,
-        tokenizer: Any,
-        *,
-        do_sample: bool = True,
-        temperature: float = 1.0,
-        seed: int | np.random.Generator | None = None,
-        eos_token_id: int | Sequence[int] | None = None,
-    ) -> None:
-        if not (isinstance(temperature, int | float) and temperature > 0 and math.isfinite(temperature)):
-            raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
-        if tokenizer is None or not (hasattr(tokenizer, "convert_ids_to_tokens") or callable(tokenizer)):
-            raise ConfigError(
-                f"tokenizer={tokenizer!r}; pass the model's tokenizer "
-                "(AutoTokenizer.from_pretrained(...)): the processor reads the tokens' bytes")
-        self.constraint = as_constraint(constraint)
-        if split(self.constraint)[1]:
-            raise ConfigError(
-                "a logits processor cannot apply a Potential (it carries no weights); use "
-                "smc_generate for soft potentials"
-            )
-        self.tokenizer = tokenizer
-        self.do_sample = do_sample
-        self.temperature = float(temperature)
-        self.rng = make_rng(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
-        self.ends = _ids_list(eos_token_id) or end_token_ids(tokenizer)
-        self.sampler = AWRS("improper", greedy=not do_sample)
-        self._width: int | None = None
-        self._last_len: int | None = None
-        self.checks = 0
-
-    def _setup(self, width: int) -> None:
-        self.vocab = vocabulary_from_tokenizer(self.tokenizer, self.ends, vocab_size=width)
-        self.bound = self.constraint.bind(self.vocab)
-        self.eos = self.vocab.eos_token_id
-        self._end_idx = torch.tensor(self.ends, dtype=torch.long)
-        self._other = torch.tensor([i for i in self.ends if i != self.eos], dtype=torch.long)
-        self._width = width
-
-    def unfinished_rows(self, sequences: torch.Tensor, *, warn: bool = True) -> list[int]:
-        """Rows of ``generate``'s output whose text the constraint does not accept.
-
-        A row that ended with an end token is complete; a row cut by ``max_new_tokens``
-        (or another stopping criterion) is only a valid *prefix*, and a dead-end row is
-        not valid at all. Pass the ``sequences`` of the last call (prompt included); with
-        ``warn`` a warning names the rows. Raise ``max_new_tokens`` for the cut ones.
-        """
-        if self._last_len is None:
-            raise ConfigError("unfinished_rows: no generate call has used this processor yet")
-        out = []
-        for b, row in enumerate(sequences[:, self._prompt_len:].tolist()):
-            if b in self.dead_rows:
-                out.append(b)
-                continue
-            state, ended = self.bound.initial_state(), False
-            for t in row:
-                if t in self.ends:
-                    ended = True
-                    break
-                state = self.bound.advance(state, int(t))
-            if not ended and not self.bound.check(state, self.eos):
-                out.append(b)
-        if out and warn:
-            warnings.warn(
-                f"AWRSLogitsProcessor: row(s) {out} stopped before the constraint was complete "
-                "(cut by max_new_tokens or a stopping criterion, or a dead end): their text is "
-                "a valid prefix only. Raise max_new_tokens.", stacklevel=2)
-        return out
-
-    def reset(self) -> None:
-        """Forget the current generation (done automatically when a new one starts)."""
-        self._last_len = None
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        B, L = input_ids.shape
-        if self._width != scores.shape[-1]:
-            self._setup(scores.shape[-1])
-        if self._last_len is None or L != self._last_len + 1 or B != len(self.states):
-            self.states = [self.bound.initial_state()] * B
-            self.done = [False] * B
-            self.dead_rows: set[int] = set()
-            self._prompt_len = L  # a new generate call: its prompt ends here
-        else:
-            for b in range(B):
-                if self.done[b]:
-                    continue
-                y = int(input_ids[b, -1])
-                if y in self.ends:
-                    self.done[b] = True
-                else:
-                    self.states[b] = self.bound.advance(self.states[b], y)
-        self._last_len = L
-        lp = torch.log_softmax(scores.detach().float().cpu() / self.temperature, dim=-1)
-        if len(self.ends) > 1:
-            eos_col = torch.logsumexp(lp.index_select(-1, self._end_idx), dim=-1)
-            lp.index_fill_(-1, self._other, -math.inf)
-            lp[:, self.eos] = eos_col
-        out = torch.full_like(scores, -math.inf)
-        live = [b for b in range(B) if not self.done[b]]
-        draws = self.sampler.sample(lp[live], self.bound, [self.states[b] for b in live], self.rng) if live else []
-        for b, d in zip(live, draws):
-            self.checks += d.checks
-            if d.token is None:
-                # a dead end: no token keeps the text valid. generate has no notion of a
-                # dead particle, so the row is ended and recorded in dead_rows
-                self.dead_rows.add(b)
-                if len(self.dead_rows) == 1:
-                    logger.warning(
-                        "AWRSLogitsProcessor: row %d reached a dead end (no valid next token) "
-                        "and was ended; its text is not accepted. Masking cannot look ahead: "
-                        "use smc_generate, or a constraint whose prefix check rejects dead ends", b
-                    )
-            out[b, d.token if d.token is not None else self.eos] = 0.0
-        for b in range(B):
-            if self.done[b]:
-                out[b, self.eos] = 0.0
-        return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from awrs_adapters.constraints.base import BoundConstraint
+from awrs_adapters.constraint import BoundConstraint
 from awrs_adapters.lm import FunctionLM
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)

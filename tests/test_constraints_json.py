@@ -12,7 +12,7 @@ import pytest
 
 from awrs_adapters import ConstraintError, generate
 from awrs_adapters.constraints import JSONSchema
-from awrs_adapters.constraints.regex import DEFAULT_JSON_BACKEND
+from awrs_adapters.constraints.json_schema import DEFAULT_JSON_BACKEND
 from awrs_adapters.lm import FunctionLM
 from awrs_adapters.vocab import Vocabulary
 

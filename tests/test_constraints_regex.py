@@ -217,7 +217,7 @@ def test_byte_tokens_cannot_spell_the_internal_sentinel():
 
 
 def test_result_cache_keeps_the_recently_used_and_skips_failures():
-    from awrs_adapters.constraints.cache import ResultCache
+    from awrs_adapters.caching import LRUCache as ResultCache
 
     calls = []
 

@@ -31,7 +31,8 @@ from awrs_adapters.constraints.tools import (
     format_tool_calls,
     parse_tool_calls,
 )
-from awrs_adapters.integrations.langchain import ChatAWRS, _ToolStream, messages_to_chat
+from awrs_adapters.integrations.langchain import ChatAWRS, messages_to_chat
+from awrs_adapters.integrations.langchain_messages import ToolStream as _ToolStream
 from awrs_adapters.lm.function import FunctionLM
 from awrs_adapters.testing import exact_posterior, total_variation
 

@@ -315,6 +315,10 @@ def test_past_key_values_api(tok: PreTrainedTokenizerFast) -> None:
     inner = tiny_llama(len(tok))
     old = TransformersLM(OldAPIModel(inner), tok)
     new = TransformersLM(inner, tok)
+    import inspect
+
+    if "cache" not in inspect.signature(inner.forward).parameters:
+        pytest.skip("transformers < 5.24 is itself the past_key_values API (every other test runs it)")
     assert old._cache_arg == "past_key_values" and new._cache_arg == "cache"
     a, b = old.start("hello", 3), new.start("hello", 3)
     t = [lm_t for lm_t in range(3, 6)]

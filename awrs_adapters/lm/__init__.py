@@ -2,7 +2,8 @@
 
 Overview: :class:`LanguageModel` / :class:`ParticleBatch` are the protocol;
 :class:`FunctionLM` is an exact model given by a Python function;
-``TransformersLM`` (imported lazily) wraps a Hugging Face causal LM.
+``TransformersLM`` (imported lazily) wraps a Hugging Face causal LM; ``VLLMLM``
+(imported lazily, optional ``vllm`` extra) runs on a vLLM engine.
 
 Example::
 
@@ -17,7 +18,7 @@ from typing import Any
 from .base import LanguageModel, ParticleBatch
 from .function import FunctionLM
 
-__all__ = ["FunctionLM", "LanguageModel", "ParticleBatch", "TransformersLM"]
+__all__ = ["FunctionLM", "LanguageModel", "ParticleBatch", "TransformersLM", "VLLMLM"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +26,8 @@ def __getattr__(name: str) -> Any:
         from .transformers import TransformersLM
 
         return TransformersLM
+    if name == "VLLMLM":
+        from .vllm import VLLMLM
+
+        return VLLMLM
     raise AttributeError(name)

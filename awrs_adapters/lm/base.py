@@ -28,7 +28,7 @@ import torch
 
 from ..vocab import Vocabulary
 
-__all__ = ["LanguageModel", "ParticleBatch"]
+__all__ = ["LanguageModel", "ParticleBatch", "merge_end_tokens"]
 
 
 class ParticleBatch(ABC):
@@ -76,3 +76,18 @@ class LanguageModel(ABC):
     def prompt_length(self, prompt: Any) -> int:
         """Number of prompt tokens (0 when the model has no tokenizer)."""
         return 0
+
+
+def merge_end_tokens(lp: torch.Tensor, eos: int, ends: torch.Tensor) -> torch.Tensor:
+    """Fold the probability of every end token into the core's one EOS column, in place.
+
+    ``lp``: log-probabilities, shape ``[rows, vocab]``; ``ends``: long tensor of the end
+    token ids (``eos`` among them). Column ``eos`` becomes the log-sum-exp of the end
+    columns and the other end columns ``-inf``, so each row stays normalised. Returns ``lp``.
+    """
+    if len(ends) > 1:
+        eos_col = torch.logsumexp(lp.index_select(-1, ends), dim=-1)
+        others = ends[ends != eos]
+        lp.index_fill_(-1, others, -float("inf"))
+        lp[:, eos] = eos_col
+    return lp

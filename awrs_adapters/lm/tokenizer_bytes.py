@@ -194,12 +194,12 @@ def _ids_of(x: Any) -> list[int]:
 
 
 def end_token_ids(
-    tokenizer: Any, model: Any = None, *, extra: Iterable[int] = ()
+    tokenizer: Any, model: Any = None
 ) -> list[int]:
     """The model's end tokens, the tokenizer's ``eos_token_id`` first.
 
     Collected from ``tokenizer.eos_token_id``, ``model.generation_config.eos_token_id``
-    and ``model.config.eos_token_id`` (each may be an int or a list), ``extra``, and the
+    and ``model.config.eos_token_id`` (each may be an int or a list), and the
     special tokens named like an end of text or of turn (:data:`END_TOKEN_NAMES`).
     """
     ids: list[int] = []
@@ -216,7 +216,6 @@ def end_token_ids(
         if cfg is not None:
             text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
             add(_ids_of(getattr(text_cfg, "eos_token_id", None)))
-    add(_ids_of(list(extra)))
     special = _special_ids(tokenizer)
     backend = _backend(tokenizer)
     for name in END_TOKEN_NAMES:

@@ -28,12 +28,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..errors import ConfigError, LMError, ModelNotFoundError, VocabularyError
+from ..errors import ConfigError, LMError, ModelNotFoundError
 from ..vocab import Vocabulary
-from .base import LanguageModel, ParticleBatch
+from .base import LanguageModel, ParticleBatch, merge_end_tokens
+from .prompts import encode_prompt
 from .tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
 
 __all__ = ["TransformersBatch", "TransformersLM"]
@@ -130,11 +130,7 @@ class TransformersLM(LanguageModel):
         eos = self.vocab.eos_token_id
         n_tok = len(tokenizer)
         self._eos = eos
-        self._merge = len(ends) > 1
         self._end_idx = torch.tensor(ends, dtype=torch.long, device=self.device)
-        self._other_end_idx = torch.tensor(
-            [i for i in ends if i != eos], dtype=torch.long, device=self.device
-        )
         # model rows with no token (embedding padding): never produced
         self._dead_idx = (
             torch.arange(n_tok, width, dtype=torch.long, device=self.device)
@@ -200,21 +196,15 @@ class TransformersLM(LanguageModel):
 
     # -- prompts ------------------------------------------------------------------
     def encode_prompt(self, prompt: Any) -> list[int]:
-        """Token ids of ``prompt``.
+        """Token ids of ``prompt`` (:func:`~awrs_adapters.lm.prompts.encode_prompt`).
 
         A ``str`` is tokenized as is (with the tokenizer's own special tokens, e.g. BOS);
         a list of ``{"role", "content"}`` messages goes through the chat template with
         ``add_generation_prompt=True``; a list of ints is used as token ids; ``None`` is
         the empty prompt. An empty prompt becomes ``[bos]`` (or ``[eos]`` without BOS).
         """
-        ids = self._encode(prompt)
-        limit = self.context_length
-        if limit is not None and len(ids) >= limit:
-            raise ConfigError(
-                f"the prompt is {len(ids)} tokens; the model reads at most {limit} "
-                "(max_position_embeddings), and generating needs room after the prompt: "
-                "shorten the prompt")
-        return ids
+        return encode_prompt(self.tokenizer, prompt, fallback_id=self._eos,
+                             rows=self._embedding_rows(), context_length=self.context_length)
 
     @property
     def context_length(self) -> int | None:
@@ -225,73 +215,10 @@ class TransformersLM(LanguageModel):
         n = getattr(cfg, "max_position_embeddings", None)
         return int(n) if isinstance(n, int) and n > 0 else None
 
-    def _encode(self, prompt: Any) -> list[int]:
-        tok = self.tokenizer
-        if prompt is None:
-            prompt = ""
-        if isinstance(prompt, bytes | bytearray):
-            raise ConfigError(
-                f"prompt={bytes(prompt)!r:.60} is bytes; pass text (prompt.decode('utf-8')) or "
-                "token ids as a list of ints")
-        if isinstance(prompt, str):
-            _check_text(prompt, "prompt")
-            ids = [int(i) for i in tok(prompt)["input_ids"]] if prompt else []
-            if not ids:
-                ids = [int(tok.bos_token_id if tok.bos_token_id is not None else self._eos)]
-            return ids
-        if isinstance(prompt, torch.Tensor):
-            if prompt.is_floating_point() or prompt.is_complex():
-                raise ConfigError(f"prompt is a {prompt.dtype} tensor; token ids are integers")
-            return self._check_ids([int(i) for i in prompt.reshape(-1).tolist()])
-        if isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt):
-            if getattr(tok, "chat_template", None) is None:
-                raise ConfigError(
-                    "prompt is a list of chat messages but the tokenizer has no chat template "
-                    "(a base model); pass a plain string prompt, or set "
-                    "tokenizer.chat_template"
-                )
-            for k, m in enumerate(prompt):
-                role, content = m.get("role"), m.get("content")
-                if not isinstance(role, str) or not role:
-                    raise ConfigError(
-                        f"prompt[{k}] has role={role!r}; each message needs a 'role' "
-                        "('system', 'user' or 'assistant') and a 'content' string")
-                if isinstance(content, str):
-                    _check_text(content, f"prompt[{k}]['content']")
-                elif not (isinstance(content, list) and content
-                          and all(isinstance(p, Mapping) for p in content)):
-                    raise ConfigError(
-                        f"prompt[{k}] ({role}) has content={content!r:.60}; pass the message "
-                        "text as a string")
-            try:
-                text = tok.apply_chat_template(list(prompt), add_generation_prompt=True,
-                                               tokenize=False)
-            except Exception as e:  # the template's own rule (e.g. roles must alternate)
-                raise ConfigError(
-                    f"the tokenizer's chat template rejected the messages: {type(e).__name__}: "
-                    f"{e}; check the roles and their order") from e
-            return [int(i) for i in tok(text, add_special_tokens=False)["input_ids"]]
-        if isinstance(prompt, Sequence) and prompt and all(
-            isinstance(i, int | np.integer) and not isinstance(i, bool) for i in prompt
-        ):
-            return self._check_ids([int(i) for i in prompt])
-        raise ConfigError(
-            f"prompt={prompt!r:.80}; pass a string, a list of chat messages "
-            '[{"role": "user", "content": "..."}], or a list of token ids'
-        )
-
-    def _check_ids(self, ids: list[int]) -> list[int]:
+    def _embedding_rows(self) -> int:
         emb = getattr(self.model, "get_input_embeddings", None)
         rows = getattr(emb(), "num_embeddings", None) if callable(emb) else None
-        width = rows if isinstance(rows, int) else self.vocab.size
-        bad = [i for i in ids if not 0 <= i < width]
-        if bad:
-            raise VocabularyError(
-                f"prompt token id(s) {bad[:5]} outside the model's vocabulary [0, {width}); "
-                "were the ids made by this model's tokenizer?")
-        if not ids:
-            raise ConfigError("prompt is an empty list of token ids; pass None for no prompt")
-        return ids
+        return rows if isinstance(rows, int) else self.vocab.size
 
     def prompt_length(self, prompt: Any) -> int:
         return len(self.encode_prompt(prompt))
@@ -350,25 +277,11 @@ class TransformersLM(LanguageModel):
                     f"every token of row(s) {torch.nonzero(dead).flatten().tolist()[:5]} has "
                     "score -inf (probability 0): a logits processor, bias or bad-words list "
                     "removed the whole vocabulary; leave at least one token possible")
-        if self._merge:
-            eos_col = torch.logsumexp(lp.index_select(-1, self._end_idx), dim=-1)
-            lp.index_fill_(-1, self._other_end_idx, -math.inf)
-            lp[:, self._eos] = eos_col
-        return lp
+        return merge_end_tokens(lp, self._eos, self._end_idx)
 
     def __repr__(self) -> str:
         name = getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__
         return f"TransformersLM({name!r}, vocab={self.vocab.size}, eos={self.end_token_ids})"
-
-
-def _check_text(text: str, name: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise ConfigError(
-            f"{name} holds {text[e.start:e.end]!r} at character {e.start}, which is not "
-            "valid Unicode text (a lone surrogate, e.g. from a bad decode); clean the text "
-            "(text.encode('utf-8', 'replace').decode())") from None
 
 
 class TransformersBatch(ParticleBatch):

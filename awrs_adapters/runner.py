@@ -1,17 +1,23 @@
-"""Shared machinery of the framework integrations: run SMC with streaming and stop sequences.
+"""The step loop around SMC: stop sequences, streaming, timeout and retries in one place.
 
-Overview: :func:`run_streaming` drives :class:`~awrs_adapters.smc.SMC` step by step,
-calling ``on_text`` with each piece of text that every weighted particle already shares
-(it can no longer change), ends particles at ``stop`` sequences, enforces a ``timeout``,
-and retries with a fresh seed when no particle survives (``max_retries``).
+Overview: :func:`run_streaming` drives :class:`~awrs_adapters.smc.SMC` step by step. After
+each step it enforces a ``timeout``, calls ``on_step(smc)`` (a progress line, stopping
+criteria that end particles with :meth:`SMC.finish <awrs_adapters.smc.SMC.finish>`, a
+token streamer), then calls ``on_text`` with each piece of text that every weighted
+particle already shares (it can no longer change). Particles end at ``stop`` sequences;
+when no particle survives it retries with the next draws of the seed's generator
+(``max_retries``). :class:`RunParams` holds and validates a call's settings;
+:func:`particle_table` lists a result's particles with normalised weights. The command
+line and both framework integrations run through here.
 
 Example::
 
     from awrs_adapters.examples import ends_with_a
-    from awrs_adapters.integrations._runner import RunParams, run_streaming
+    from awrs_adapters.runner import RunParams, run_streaming
     lm, c, T = ends_with_a()
     res = run_streaming(lm, None, c, RunParams(num_particles=8, max_tokens=T, seed=0),
                         on_text=print)
+    print(res.posterior)
 """
 
 from __future__ import annotations
@@ -24,20 +30,25 @@ from typing import Any
 
 import numpy as np
 
-from ..api import make_rng
-from ..errors import ConfigError, GenerationTimeoutError
-from ..lm.base import LanguageModel
-from ..results import SMCResult
-from ..smc import SMC, validate_args
-from ..stops import check_stop
-from ..vocab import decode_prefix
+from .api import make_rng
+from .errors import ConfigError, GenerationTimeoutError
+from .lm.base import LanguageModel
+from .resampling import normalise
+from .results import SMCResult
+from .smc import SMC, validate_args
+from .stops import check_stop
+from .vocab import decode_prefix
 
-__all__ = ["RunParams", "cut_at_stop", "run_streaming"]
+__all__ = ["RunParams", "cut_at_stop", "particle_table", "run_streaming"]
 
 
 @dataclass(frozen=True)
 class RunParams:
-    """Everything ``generate`` takes besides the model, prompt and constraint."""
+    """Everything a run takes besides the model, prompt and constraint; validated here.
+
+    ``seed`` is an int, None (fresh randomness) or a ``numpy.random.Generator`` (used as
+    is, so several runs can share one stream).
+    """
 
     num_particles: int = 8
     max_tokens: int = 256
@@ -45,7 +56,7 @@ class RunParams:
     ess_threshold: float = 0.5
     resampling: str = "stratified"
     temperature: float = 1.0
-    seed: int | None = None
+    seed: int | np.random.Generator | None = None
     timeout: float | None = None
     max_retries: int = 0
 
@@ -79,11 +90,16 @@ def run_streaming(
     *,
     stop: Sequence[str] | None = None,
     on_text: Callable[[str], None] | None = None,
+    on_step: Callable[[SMC], None] | None = None,
 ) -> SMCResult:
     """Run SMC; stream committed text through ``on_text``; return the result.
 
     ``stop`` sequences end an output before their first occurrence; the text before it
     must pass the constraint (see :mod:`awrs_adapters.stops`).
+
+    ``on_step(smc)`` is called after every step (after the timeout check, before
+    ``on_text``). It may read the engine's public state and end live particles with
+    ``smc.finish``; the committed text streamed next takes that into account.
 
     The concatenation of everything passed to ``on_text`` equals ``result.text``.
     """
@@ -106,6 +122,8 @@ def run_streaming(
                     f"generation passed timeout={params.timeout} s after {smc.t} tokens with "
                     f"{smc.N} particles; raise timeout, or lower num_particles / max_tokens"
                 )
+            if on_step is not None:
+                on_step(smc)
             if on_text is not None:
                 committed = cut_at_stop(decode_prefix(smc.committed_prefix()), stop)
                 if stop and hold:
@@ -126,12 +144,7 @@ def run_streaming(
 def particle_table(res: SMCResult) -> list[dict[str, Any]]:
     """Particles as ``{"text", "weight", "log_weight", "finished"}``, weights normalised."""
     lw = np.array([p.log_weight for p in res.particles])
-    finite = np.isfinite(lw)
-    w = np.zeros_like(lw)
-    if finite.any():
-        m = lw[finite].max()
-        w[finite] = np.exp(lw[finite] - m)
-        w /= w.sum()
+    w = normalise(lw) if np.isfinite(lw).any() else np.zeros_like(lw)
     return [
         {"text": p.text, "weight": float(wi), "log_weight": float(p.log_weight) if math.isfinite(p.log_weight) else None,
          "finished": p.finished}

@@ -1,0 +1,181 @@
+"""What the LangChain chat model and LLM share: their fields, call arguments and run.
+
+Overview: :class:`AWRSFields` declares the settings of
+:class:`~awrs_adapters.integrations.langchain.ChatAWRS` and
+:class:`~awrs_adapters.integrations.langchain.AWRSLLM` (model, particles, method, seed,
+stop, timeout, retries...), checks a call's keyword arguments against
+:data:`CALL_KWARGS` (a misspelt one is named with a suggestion), and runs the core
+:func:`~awrs_adapters.runner.run_streaming`. :func:`load_model` loads a named model once
+per process; :func:`pieces_in_thread` runs the synchronous core in a worker thread and
+yields the text it commits, for streaming.
+
+Example::
+
+    from awrs_adapters.integrations.langchain_base import pieces_in_thread
+
+    def run(on_text):
+        on_text("he")
+        on_text("llo")
+        return "done"
+
+    print(list(pieces_in_thread(run)))
+"""
+
+from __future__ import annotations
+
+import difflib
+import queue
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+from pydantic import Field, SecretStr
+
+from ..errors import ConfigError, NoValidSampleError
+from ..lm.base import LanguageModel
+from ..results import SMCResult
+from ..runner import RunParams, particle_table, run_streaming
+
+__all__ = ["CALL_KWARGS", "AWRSFields", "load_model", "pieces_in_thread"]
+
+_MODELS: dict[str, LanguageModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_model(name: str) -> LanguageModel:
+    """The model ``name`` (``awrs_adapters.models.load``), loaded once per process."""
+    with _MODELS_LOCK:
+        if name not in _MODELS:
+            from .. import models
+
+            _MODELS[name] = models.load(name)
+        return _MODELS[name]
+
+
+def pieces_in_thread(run: Callable[[Callable[[str], None]], Any]) -> Generator[str, None, Any]:
+    """Run ``run(on_text)`` in a worker thread; yield the pieces it passes to ``on_text``.
+
+    The core is synchronous; this lets a model's ``_stream`` hand out text as it is
+    committed. The generator's return value (``StopIteration.value``) is what ``run`` returned; an
+    exception raised by ``run`` is re-raised in the consumer's thread.
+    """
+    q: queue.Queue = queue.Queue()
+    done = object()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["res"] = run(q.put)
+        except BaseException as e:  # re-raised in the consumer's thread
+            box["err"] = e
+        q.put(done)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    while (item := q.get()) is not done:
+        yield item
+    t.join()
+    if "err" in box:
+        raise box["err"]
+    return box["res"]
+
+
+#: keyword arguments a call (``invoke(..., **kw)``, ``bind(**kw)``) may carry
+CALL_KWARGS = frozenset(RunParams.__dataclass_fields__) | {
+    "model", "constraint", "tools", "tool_choice", "parallel_tool_calls", "tool_validators"}
+
+
+class AWRSFields:
+    """Fields and helpers shared by ``ChatAWRS`` and ``AWRSLLM`` (a mixin: list it first).
+
+    Pydantic fields, each with its docstring; ``_params`` turns the fields and a call's
+    keyword arguments into a validated :class:`~awrs_adapters.runner.RunParams`, ``_run``
+    runs it (``NoValidSampleError`` with the hint when nothing survived) and ``_metadata``
+    describes the result.
+    """
+
+    model: str = Field(default="smollm2-135m-instruct")
+    """An embedded model name (``awrs_adapters.models``), a Hugging Face id or a local path."""
+    lm: Any = Field(default=None, exclude=True)
+    """An already loaded ``awrs_adapters.lm.LanguageModel``; overrides ``model``."""
+    num_particles: int = 8
+    """Particles per call (N)."""
+    max_tokens: int = 256
+    """Tokens generated per particle before the end is forced."""
+    temperature: float = 1.0
+    """Sampling temperature; 0 decodes greedily (most probable valid token, no weights)."""
+    method: str = "awrs-smc"
+    """``awrs-smc`` (default), ``lcd``, ``sample-verify`` or ``mask-smc``."""
+    ess_threshold: float = 0.5
+    """Resample when ESS < ess_threshold·N."""
+    resampling: str = "stratified"
+    """Resampling scheme."""
+    seed: int | None = None
+    """Seed of each call (None: fresh randomness)."""
+    constraint: Any = Field(default=None, exclude=True)
+    """Default constraint (any the library accepts); ``bind(constraint=...)`` overrides."""
+    stop: list[str] | None = None
+    """Default stop sequences; the output ends before the first one."""
+    timeout: float | None = None
+    """Seconds per call before ``GenerationTimeoutError``."""
+    max_retries: int = 0
+    """Retries (next draws of the seed's generator) when no particle survives."""
+    streaming: bool = False
+    """Chat model: route ``invoke`` through ``_stream`` (callbacks get tokens as committed)."""
+    api_key: SecretStr | None = Field(default=None, exclude=True)
+    """Accepted so ``ChatAWRS`` can replace a hosted chat model unchanged; a local model
+    needs no key and ignores it."""
+
+    def _lm_for(self, kwargs: dict[str, Any]) -> LanguageModel:
+        name = kwargs.get("model")
+        if name is not None and name != self.model:
+            return load_model(name)
+        if self.lm is not None:
+            return self.lm
+        return load_model(self.model)
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        self._params({})  # a value that cannot work fails here, not at the first call
+
+    def _params(self, kwargs: dict[str, Any]) -> RunParams:
+        fields = RunParams.__dataclass_fields__
+        unknown = sorted(k for k in kwargs if k not in CALL_KWARGS and not k.startswith("ls_"))
+        if unknown:
+            hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+                k, sorted(CALL_KWARGS), n=1)) else repr(k) for k in unknown]
+            raise ConfigError(
+                f"unknown call argument(s) {', '.join(hints)}; a call takes "
+                f"{sorted(CALL_KWARGS)} (and stop=)")
+        vals = {k: getattr(self, k) for k in fields}
+        vals.update({k: v for k, v in kwargs.items() if k in fields})
+        return RunParams(**vals)  # validates every value
+
+    def _run(
+        self, prompt: Any, stop: list[str] | None, kwargs: dict[str, Any], on_text: Any = None,
+        constraint: Any = None,
+    ) -> tuple[SMCResult, LanguageModel]:
+        lm = self._lm_for(kwargs)
+        if constraint is None:
+            constraint = kwargs.get("constraint", self.constraint)
+        res = run_streaming(lm, prompt, constraint, self._params(kwargs),
+                            stop=stop if stop is not None else self.stop, on_text=on_text)
+        if not res.ok:
+            raise NoValidSampleError(res.hint)
+        return res, lm
+
+    @staticmethod
+    def _metadata(res: SMCResult, model: str) -> dict[str, Any]:
+        s = res.stats
+        return {
+            "model_name": model,
+            "method": res.method,
+            "posterior": res.posterior,
+            "particles": particle_table(res),
+            "log_ml": res.log_ml,
+            "ess_history": res.ess_history,
+            "resamples": s.resamples,
+            "timing": {"seconds": s.seconds, "seconds_per_token": s.seconds_per_token,
+                       "tokens": s.tokens, "lm_calls": s.lm_calls,
+                       "constraint_checks": s.constraint_checks},
+        }
