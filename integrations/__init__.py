@@ -17,4 +17,8 @@ Example::
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__ = ["LANGCHAIN_HINT"]
+
+#: the ImportError message of the LangChain modules when langchain-core is missing
+LANGCHAIN_HINT = ("awrs_adapters.integrations.langchain needs langchain-core: "
+                  "pip install 'awrs-adapters[langchain]'")

@@ -44,10 +44,9 @@ try:
     )
     from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 except ImportError as e:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "awrs_adapters.integrations.langchain needs langchain-core: "
-        "pip install 'awrs-adapters[langchain]'"
-    ) from e
+    from . import LANGCHAIN_HINT
+
+    raise ImportError(LANGCHAIN_HINT) from e
 from pydantic import ConfigDict
 
 from ..errors import ConfigError

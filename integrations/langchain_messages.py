@@ -37,10 +37,9 @@ try:
         ToolMessage,
     )
 except ImportError as e:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "awrs_adapters.integrations.langchain needs langchain-core: "
-        "pip install 'awrs-adapters[langchain]'"
-    ) from e
+    from . import LANGCHAIN_HINT
+
+    raise ImportError(LANGCHAIN_HINT) from e
 
 from ..errors import ConfigError
 
