@@ -46,7 +46,7 @@ def generate(
     num_particles: int = 8,
     max_tokens: int = 128,
     method: str = "awrs-smc",
-    ess_threshold: float = 0.5,
+    ess_threshold: float | None = None,
     resampling: str = "stratified",
     temperature: float = 1.0,
     seed: int | np.random.Generator | None = None,
@@ -63,7 +63,8 @@ def generate(
         num_particles: N, the particle count.
         max_tokens: generated tokens per particle before the end is forced.
         method: ``"awrs-smc"`` (default), ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
-        ess_threshold: resample when ESS < ess_threshold·N.
+        ess_threshold: resample when ESS < ess_threshold·N; None (default): 0.5 from 8
+            particles up, no resampling below (:func:`~awrs_adapters.smc.resolve_ess_threshold`).
         resampling: ``"stratified"`` (default), ``"systematic"``, ``"multinomial"``, ``"residual"``.
         temperature: >= 0; divides the logits. 0 decodes greedily: the most probable
             valid token at each step (deterministic, biased like masking, ``log_ml`` None).

@@ -53,7 +53,7 @@ class RunParams:
     num_particles: int = 8
     max_tokens: int = 256
     method: str = "awrs-smc"
-    ess_threshold: float = 0.5
+    ess_threshold: float | None = None
     resampling: str = "stratified"
     temperature: float = 1.0
     seed: int | np.random.Generator | None = None

@@ -64,11 +64,15 @@ def validate_args(
     if method not in METHODS:
         raise ConfigError(f"method={method!r} is unknown; use one of {list(METHODS)}")
     try:
-        tau = float(ess_threshold)
+        tau = 0.0 if ess_threshold is None else float(ess_threshold)
     except (TypeError, ValueError):
         tau = math.nan
-    if not 0.0 <= tau <= 1.0:
-        raise ConfigError(f"ess_threshold={ess_threshold!r}; pass a number in [0, 1] (default 0.5)")
+    if isinstance(ess_threshold, bool) or not 0.0 <= tau <= 1.0:
+        raise ConfigError(
+            f"ess_threshold={ess_threshold!r}; pass a number in [0, 1] (resample when ESS < "
+            f"ess_threshold·N) or None (the default: 0.5 from {rs.MIN_RESAMPLE_PARTICLES} "
+            "particles up, no resampling below)"
+        )
     rs.check_scheme(resampling)
     try:
         temp = float(temperature)
@@ -93,7 +97,8 @@ class SMC:
         max_tokens: tokens per particle before EOS is forced.
         method: ``"awrs-smc"``, ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
         ess_threshold: τ; resample when ESS < τ·N (ignored by lcd and sample-verify,
-            which keep N independent particles).
+            which keep N independent particles). None (default): 0.5 from 8 particles
+            up, 0 below (see :func:`~awrs_adapters.resampling.resolve_ess_threshold`).
         resampling: scheme name (see :mod:`awrs_adapters.resampling`).
         temperature: applied to the LM's log-probabilities; 0 decodes greedily (the
             most probable valid token at each step; no weights, ``log_ml`` None). Greedy
@@ -115,7 +120,7 @@ class SMC:
         num_particles: int = 8,
         max_tokens: int = 128,
         method: str = "awrs-smc",
-        ess_threshold: float = 0.5,
+        ess_threshold: float | None = None,
         resampling: str = "stratified",
         temperature: float = 1.0,
         rng: np.random.Generator,
@@ -141,7 +146,8 @@ class SMC:
         self.N = 1 if self.greedy else int(num_particles)
         self.max_tokens = int(max_tokens)
         self.method = method
-        self.tau = 0.0 if method in ("lcd", "sample-verify") else float(ess_threshold)
+        self.tau = (0.0 if method in ("lcd", "sample-verify")
+                    else rs.resolve_ess_threshold(ess_threshold, self.N))
         self.resampling = resampling
         self.rng = rng
         if self.greedy:  # the most probable valid token at each step; no weights

@@ -106,8 +106,8 @@ class AWRSFields:
     """Sampling temperature; 0 decodes greedily (most probable valid token, no weights)."""
     method: str = "awrs-smc"
     """``awrs-smc`` (default), ``lcd``, ``sample-verify`` or ``mask-smc``."""
-    ess_threshold: float = 0.5
-    """Resample when ESS < ess_threshold·N."""
+    ess_threshold: float | None = None
+    """Resample when ESS < ess_threshold·N; None: 0.5 from 8 particles up, none below."""
     resampling: str = "stratified"
     """Resampling scheme."""
     seed: int | None = None

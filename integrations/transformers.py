@@ -248,7 +248,7 @@ def smc_generate(
     constraint: Any = None,
     num_particles: int = 8,
     method: str = "awrs-smc",
-    ess_threshold: float = 0.5,
+    ess_threshold: float | None = None,
     resampling: str = "stratified",
     seed: int | np.random.Generator | None = None,
     awrs_tokenizer: Any = None,

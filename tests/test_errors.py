@@ -39,6 +39,8 @@ def lm():
         ({"method": "beam"}, "method='beam'"),
         ({"resampling": "magic"}, "not a valid resampling scheme"),
         ({"ess_threshold": 1.5}, "ess_threshold=1.5"),
+        ({"ess_threshold": "auto"}, "ess_threshold=.auto.*or None"),
+        ({"ess_threshold": True}, "ess_threshold=True"),
         ({"seed": "abc"}, "seed='abc'"),
         ({"estimator": "exact"}, "estimator='exact'"),
     ],
