@@ -48,8 +48,9 @@ def resolve_ess_threshold(ess_threshold: float | None, num_particles: int) -> fl
     particle fails with it, where 4 independent particles often have one that finishes.
     Measured on the AWRS paper's pattern task (351 patterns, N = 4, two seeds): success
     0.949 / 0.934 resampling at τ = 0.5, 0.954 / 0.957 without (LCD's draws, weighted);
-    on exact toy posteriors resampling at N <= 8 changed the TV distance by < 0.02. The
-    estimate stays properly weighted either way; pass a number to choose.
+    on exact toy posteriors resampling at N <= 8 changed the TV distance by < 0.02
+    (benchmarks/resampling_small_n.py). The estimate stays properly weighted either way;
+    pass a number to choose.
     """
     if ess_threshold is None:
         return 0.5 if num_particles >= MIN_RESAMPLE_PARTICLES else 0.0

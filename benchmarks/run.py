@@ -20,6 +20,7 @@ SCRIPTS = [
     ("overhead.py", []),
     ("lm_overhead.py", []),
     ("accuracy.py", []),
+    ("resampling_small_n.py", []),
     ("outlines_compare.py", []),
     ("processor_compare.py", []),
     ("langchain_structured.py", []),
