@@ -64,7 +64,7 @@ def generate(
         max_tokens: generated tokens per particle before the end is forced.
         method: ``"awrs-smc"`` (default), ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
         ess_threshold: resample when ESS < ess_threshold·N; None (default): 0.5 from 8
-            particles up, no resampling below (:func:`~awrs_adapters.smc.resolve_ess_threshold`).
+            particles up, no resampling below (:func:`~awrs_adapters.resampling.resolve_ess_threshold`).
         resampling: ``"stratified"`` (default), ``"systematic"``, ``"multinomial"``, ``"residual"``.
         temperature: >= 0; divides the logits. 0 decodes greedily: the most probable
             valid token at each step (deterministic, biased like masking, ``log_ml`` None).

@@ -15,25 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
 
 from awrs_adapters import generate, models
-from awrs_adapters.constraints import Predicate, Pydantic, Regex
-from awrs_adapters.examples import ends_with_a
+from awrs_adapters.constraints import Pydantic, Regex
 from awrs_adapters.testing import exact_posterior, total_variation
 
 try:
     from benchmarks.common import mmm, report, table
     from benchmarks.tasks import ValidatedPerson as Person
-    from benchmarks.tasks import parses
+    from benchmarks.tasks import exact_tasks, parses
 except ImportError:
     from tasks import ValidatedPerson as Person
-    from tasks import parses
+    from tasks import exact_tasks, parses
 
     from common import mmm, report, table
 
@@ -53,16 +50,9 @@ DATES = [
 ]
 
 
-def exact_tasks(runs: int, N: int) -> list[tuple]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import hashed_lm
-
-    lm1, c1, T1 = ends_with_a()
-    lm2 = hashed_lm([b"a", b"b", b"c", b""], 3, seed=7, eos_bias=-0.5)
-    c2 = Predicate(complete=lambda s: s.count("a") % 2 == 0 and "cc" not in s and not s.endswith("c"),
-                   prefix=lambda s: "cc" not in s)
+def exact_rows(runs: int, N: int) -> list[tuple]:
     rows = []
-    for name, lm, c, T in (("ends with a", lm1, c1, T1), ("even a, no cc (4 tokens)", lm2, c2, 4)):
+    for name, lm, c, T in exact_tasks():
         exact, _ = exact_posterior(lm, c, T)
         for m in METHODS:
             tvs = [total_variation(generate(lm, None, c, num_particles=N, max_tokens=T, method=m,
@@ -118,7 +108,7 @@ def main() -> None:
     ap.add_argument("--full", action="store_true")
     a = ap.parse_args()
     N = 8 if a.full else 4
-    ex = exact_tasks(runs=30 if a.full else 10, N=64)
+    ex = exact_rows(runs=30 if a.full else 10, N=64)
     body = "### Exact FunctionLM tasks (one run's posterior vs the exact one)\n\n"
     body += table(["task", "method", "particles", "TV to exact (min/med/max)"], ex)
     body += "\n\n### Real model (SmolLM2-135M-Instruct), chat prompts\n\n"

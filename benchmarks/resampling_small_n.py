@@ -12,19 +12,18 @@ Run: python benchmarks/resampling_small_n.py [--runs 300]
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from awrs_adapters import generate
-from awrs_adapters.constraints import Predicate
-from awrs_adapters.examples import ends_with_a
 from awrs_adapters.testing import exact_posterior, total_variation
 
 try:
     from benchmarks.common import report, table
+    from benchmarks.tasks import exact_tasks
 except ImportError:
+    from tasks import exact_tasks
+
     from common import report, table
 
 
@@ -32,16 +31,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=300)
     a = ap.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from conftest import hashed_lm
-
-    lm1, c1, t1 = ends_with_a()
-    lm2 = hashed_lm([b"a", b"b", b"c", b""], 3, seed=7, eos_bias=-0.5)
-    c2 = Predicate(complete=lambda s: s.count("a") % 2 == 0 and "cc" not in s and not s.endswith("c"),
-                   prefix=lambda s: "cc" not in s)
+    tasks = exact_tasks()
+    _, lm2, c2, _ = tasks[1]  # the same task with a longer horizon: more steps to resample at
     rows = []
-    for name, lm, c, T in (("ends with a", lm1, c1, t1), ("even a, no cc (4 tokens)", lm2, c2, 4),
-                           ("even a, no cc (8 tokens)", lm2, c2, 8)):
+    for name, lm, c, T in [*tasks, ("even a, no cc (8 tokens)", lm2, c2, 8)]:
         exact, _ = exact_posterior(lm, c, T)
         for N in (2, 4, 8, 16):
             cells = []

@@ -8,9 +8,13 @@ Example::
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 from pydantic import BaseModel, Field, field_validator
 
-__all__ = ["DATE", "PERSON_PROMPT", "Person", "ValidatedPerson", "parses"]
+__all__ = ["DATE", "PERSON_PROMPT", "Person", "ValidatedPerson", "exact_tasks", "parses"]
 
 
 class Person(BaseModel):
@@ -47,3 +51,19 @@ def parses(model: type[BaseModel], text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def exact_tasks() -> list[tuple[str, Any, Any, int]]:
+    """The exact FunctionLM tasks ``(name, lm, constraint, max_tokens)``, small enough to
+    enumerate: "ends with a" and "even a, no cc" (a prefix check and a complete check)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from awrs_adapters.constraints import Predicate
+    from awrs_adapters.examples import ends_with_a
+
+    from conftest import hashed_lm
+
+    lm1, c1, t1 = ends_with_a()
+    lm2 = hashed_lm([b"a", b"b", b"c", b""], 3, seed=7, eos_bias=-0.5)
+    c2 = Predicate(complete=lambda s: s.count("a") % 2 == 0 and "cc" not in s and not s.endswith("c"),
+                   prefix=lambda s: "cc" not in s)
+    return [("ends with a", lm1, c1, t1), ("even a, no cc (4 tokens)", lm2, c2, 4)]
