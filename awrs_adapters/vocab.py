@@ -114,11 +114,18 @@ class Vocabulary:
     """Token id -> bytes table with one EOS id.
 
     Args:
-        tokens: one ``bytes`` per token id (the EOS entry's bytes are ignored).
+        tokens: one ``bytes`` per token id (the EOS entry's bytes are ignored: stored as
+            ``b""``).
         eos_token_id: the id the core treats as end of sequence.
         special_ids: ids of control tokens that stand for no text (chat markers, padding,
-            other end tokens merged into EOS). Their bytes are ``b""``; every constraint
-            rejects them, so they never appear inside constrained output.
+            other end tokens merged into EOS). Their bytes are stored as ``b""`` whatever
+            was passed; every constraint rejects them, so they never appear inside
+            constrained output.
+
+    EOS and control tokens write no text, so ``tokens[i]`` is ``b""`` for them: no byte
+    prefix of theirs can name a subtree of the :class:`ByteTrie` (a rejected EOS given
+    the bytes ``b"a"`` would otherwise let ``dead_prefix`` prune every token starting
+    with ``a``).
     """
 
     def __init__(
@@ -137,9 +144,11 @@ class Vocabulary:
                 f"tokens[{bad[0]}] is {tokens[bad[0]]!r}, not bytes; encode token strings "
                 "to bytes (e.g. s.encode('utf-8'))"
             )
-        self.tokens: tuple[bytes, ...] = tuple(bytes(t) for t in tokens)
         self.eos_token_id = int(eos_token_id)
         self.special_ids: frozenset[int] = frozenset(int(i) for i in special_ids) - {self.eos_token_id}
+        control = self.special_ids | {self.eos_token_id}
+        self.tokens: tuple[bytes, ...] = tuple(
+            b"" if i in control else bytes(t) for i, t in enumerate(tokens))
 
     def __len__(self) -> int:
         return len(self.tokens)
