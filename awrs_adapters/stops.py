@@ -148,26 +148,61 @@ class StopBound(BoundConstraint):
             return (self.inner.advance(state[0], token_id), new)
         return (_ENDING, new)
 
-    def dead_prefix(self, state: tuple[Any, bytes], token_id: int) -> int | None:
-        tok = self._tokens[token_id]
-        if not tok:
-            return None
-        if self.stop_at(state, token_id) is not None:
-            # every extension meets the same first stop and so the same text: rejected
-            return len(tok)
-        if state[0] is _ENDING:
-            n = len(tok)  # nothing extends the text itself; stops were tried above
-        else:
-            n = self.inner.dead_prefix(state[0], token_id) or 0
-        if not n:
-            return None
-        # an extension could complete a stop that starts inside these bytes and end the
-        # output before the dead part: promise nothing then
-        head = state[1] + tok[:n]
+    def _first_stop(self, data: bytes, head: bytes) -> int | None:
+        """Where the first stop in ``head`` (``data`` and more bytes) begins, or None."""
+        start = max(0, len(data) - self._longest + 1)  # data itself holds no stop
+        hits = [i for i in (head.find(s, start) for s in self.stops) if i >= 0]
+        return min(hits) if hits else None
+
+    def _rescued(self, head: bytes, before: int) -> bool:
+        """Whether a stop begun but not finished at the end of ``head``, starting before
+        ``before``, would end the output at an accepted text if a later token finished it."""
         for s in self.stops:
-            if any(head.endswith(s[:k]) for k in range(1, len(s))):
-                return None
-        return n
+            for k in range(min(len(s) - 1, len(head)), 0, -1):
+                j = len(head) - k
+                if j < before and head.endswith(s[:k]) and self._accepts(head[:j]):
+                    return True
+        return False
+
+    def dead_prefix(self, state: tuple[Any, bytes], token_id: int) -> int | None:
+        """The shortest ``n`` such that no token extending ``text + tok[:n]`` ends accepted.
+
+        Every extension of ``head = text + tok[:n]`` ends its output (i) at the first stop
+        already complete in ``head``, if any, (ii) at a stop begun inside ``head`` and
+        finished later, when that one starts first, or (iii) at EOS or a stop beginning
+        after ``head``, which leaves text extending ``head``. ``head`` is dead when the
+        text of (i) is rejected (or, with no stop in ``head``, when the inner constraint
+        proves every text extending ``head`` dead, which settles (iii)) and no stop of
+        (ii) cuts at an accepted text; the shortest such ``n`` is returned, None if none.
+        """
+        tok = self._tokens[token_id]
+        if not tok or token_id == self._eos:
+            return None
+        data = state[1]
+        completes = self.stop_at(state, token_id) is not None
+        if state[0] is _ENDING:
+            inner_from = 1  # nothing extends the text itself: only a stop can end it
+        elif completes:
+            inner_from = None  # the inner check was never asked: it promises nothing
+        else:
+            inner_from = self.inner.dead_prefix(state[0], token_id) or None
+            if inner_from is None:
+                return None  # no stop in these bytes, nothing promised: keep them
+        first = 1 if completes else inner_from
+        for n in range(first, len(tok) + 1):
+            head = data + tok[:n]
+            cut = self._first_stop(data, head)
+            if cut is not None:
+                if self._accepts(head[:cut]):
+                    continue
+                before = cut
+            elif inner_from is not None and n >= inner_from:
+                before = len(head)
+            else:
+                continue
+            if not self._rescued(head, before):
+                return n
+        return None
 
     def fast_mask(self, state: tuple[Any, bytes]) -> np.ndarray | None:
         if self._static is None:  # tokens that contain a stop or end inside one
