@@ -144,14 +144,17 @@ def tool_calls_reference(
 
 # -- the sampler's side ----------------------------------------------------------------
 def language_mismatches(
-    constraint: Any, vocab: Vocabulary, depth: int, reference: Reference,
+    constraint: Any, vocab: Vocabulary, depth: int, reference: Reference, *,
+    masks: bool = True,
 ) -> tuple[list[tuple[str, bool, bool]], int, int]:
     """Every token sequence of at most ``depth`` ordinary tokens: (text, sampler, reference)
     where they disagree, and how many sequences each side accepts.
 
     The sampler's side: every token passes ``check`` in turn and EOS passes after the
-    last (special tokens must never pass). The reference sees only the decoded text
-    (invalid UTF-8 read as U+FFFD, as the finished output is).
+    last (special tokens must never pass). With ``masks``, ``fast_mask`` (what AWRS
+    switches to) must equal the checks at every state reached, so the language the
+    masks define is the same. The reference sees only the decoded text (invalid UTF-8
+    read as U+FFFD, as the finished output is).
     """
     bound = as_constraint(constraint).bind(vocab)
     eos = vocab.eos_token_id
@@ -166,6 +169,10 @@ def language_mismatches(
         got = state is not None and bound.check(state, eos)
         if state is not None:
             assert not any(bound.check(state, s) for s in vocab.special_ids), text
+            mask = bound.fast_mask(state) if masks else None
+            if mask is not None:
+                checks = [bound.check(state, y) for y in range(vocab.size)]
+                assert list(map(bool, mask)) == checks, f"fast_mask != check after {text!r}"
         counts[0] += got
         counts[1] += want
         if got != want:
