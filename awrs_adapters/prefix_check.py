@@ -5,7 +5,8 @@ may return ``n``, and the sampler then rejects every token of
 ``vocab.trie.with_prefix(vocab.tokens[y][:n])`` with one call (AWRS's ``_reject``, the
 sweep of ``mask-smc``). :func:`check_dead_prefix` verifies that promise exhaustively on a
 small vocabulary: it walks every state reachable in fewer than ``depth`` tokens (the
-tokens ``check`` accepts), and for every rejected token with a claim it decides each token
+tokens ``check`` or ``sweep_check`` accepts), and for every rejected token with a claim
+it decides each token
 of the pruned set (the subtree and ``y`` itself) from the *definition* alone: a token is
 allowed when some continuation by at most the remaining tokens ends with an output the
 constraint's whole-string check (``Constraint.accepts``) accepts, where an output ends at
@@ -203,9 +204,10 @@ def check_dead_prefix(
 ) -> DeadPrefixReport:
     """Check ``dead_prefix`` exhaustively on a small vocabulary, against the definition.
 
-    For every state reachable by at most ``depth - 1`` tokens that ``check`` accepts
-    (breadth first; at most ``states`` of them), every token ``y`` that ``check``
-    rejects there and every ``n = dead_prefix(state, y)`` the sampler would act on, each
+    For every state reachable by at most ``depth - 1`` tokens that ``check`` or
+    ``sweep_check`` accepts (breadth first; at most ``states`` of them), every token ``y``
+    that either rejects there and every ``n = dead_prefix(state, y)`` the sampler would
+    act on, each
     token ``z`` of ``{y} ∪ vocab.trie.with_prefix(vocab.tokens[y][:n])`` must not be
     allowed: no continuation of the output by ``z`` and at most ``depth - k - 1`` more
     ordinary tokens (``k`` tokens led to the state) may end with an output the
@@ -251,13 +253,16 @@ def check_dead_prefix(
         report.states += 1
         remaining = depth - len(path) - 1
         for y in range(vocab.size):
-            if bound.check(st, y):
-                if y == eos or len(path) + 1 >= depth:
+            # a draw asks check, an exhaustive sweep (mask-smc) sweep_check: walk on
+            # what either accepts, test the claim wherever either rejects
+            draw, sweep = bound.check(st, y), bound.sweep_check(st, y)
+            if draw or sweep:
+                if y != eos and len(path) + 1 < depth:
+                    new = data + tokens[y]
+                    if ref.cut(new) is None:  # an unfinished output: walk on
+                        queue.append(((*path, y), new, bound.advance(st, y)))
+                if draw and sweep:
                     continue
-                new = data + tokens[y]
-                if ref.cut(new) is None:  # an unfinished output: walk on
-                    queue.append(((*path, y), new, bound.advance(st, y)))
-                continue
             report.rejections += 1
             n = bound.dead_prefix(st, y)
             if not n:

@@ -104,7 +104,8 @@ class IndexBound(BoundConstraint):
 
     def dead_prefix(self, state: int, token_id: int) -> int | None:
         # the index keeps live states only: a byte string it rejects has no completion
-        # (tokens near a sentinel spelling are rejected for another reason: no promise)
+        # (tokens near a sentinel spelling are rejected for another reason: no promise;
+        # EOS and special tokens have no bytes in the Vocabulary: no subtree either)
         if token_id in self._risky_set:
             return None
         return len(self.vocab.tokens[token_id]) or None
@@ -184,13 +185,21 @@ class CheckedIndexBound(BoundConstraint):
         return mask
 
 
+#: The byte-level bounds of :func:`index_accepts`, by pattern (building one scans the
+#: 257 byte tokens for sentinel spellings: about 0.7 ms, far more than a short match).
+_ACCEPTORS: LRUCache[IndexBound] = LRUCache(maxsize=64)
+
+
 def index_accepts(pattern: str, text: str) -> bool:
     """Whether ``pattern`` matches ``text`` as a whole: its index over the one-byte-per-
     token vocabulary, run byte by byte (no tokenizer involved)."""
     from .grammar import byte_vocabulary
 
     bv = byte_vocabulary()
-    bound = IndexBound(compiled_index(bv, pattern), bv)
+    index = compiled_index(bv, pattern)
+    bound = _ACCEPTORS.get(pattern)
+    if bound is None or bound.index is not index:
+        bound = _ACCEPTORS.put(pattern, IndexBound(index, bv))
     s = bound.initial_state()
     nxt = bound._next
     for b in text.encode("utf-8"):
