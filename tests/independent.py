@@ -48,8 +48,12 @@ def regex_reference(pattern: str) -> Reference:
 
 
 def lark_reference(grammar: str) -> Reference:
-    """Lark's own Earley parser on the grammar text."""
-    parser = lark.Lark(grammar)
+    """Lark's own parser on the grammar text: LALR(1) where the grammar allows it (the
+    same language, ~5x faster), else its Earley default."""
+    try:
+        parser = lark.Lark(grammar, parser="lalr")
+    except lark.exceptions.GrammarError:
+        parser = lark.Lark(grammar)
 
     def accepts(text: str) -> bool:
         try:
