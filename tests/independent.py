@@ -65,10 +65,48 @@ def lark_reference(grammar: str) -> Reference:
     return accepts
 
 
-def json_schema_reference(schema: Mapping[str, Any], *, key_order: bool = True) -> Reference:
-    """``json.loads`` then ``jsonschema``; with ``key_order``, object keys must also come in
-    the order of the schema's ``properties`` (the library's documented design: the same
-    keys in another order are not a string the constraint produces)."""
+def _duplicate_keys_refused(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate keys {keys}")
+    return dict(pairs)
+
+
+def _whitespace_runs(text: str) -> list[str]:
+    """The runs of whitespace outside JSON strings (a hand scanner: quotes, escapes)."""
+    runs, cur, in_string, escaped = [], "", False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch in " \t\n\r":
+            cur += ch
+            continue
+        if cur:
+            runs.append(cur)
+            cur = ""
+        in_string = ch == '"'
+    return runs + ([cur] if cur else [])
+
+
+def json_schema_reference(
+    schema: Mapping[str, Any], *, key_order: bool = True, whitespace: str = "json",
+) -> Reference:
+    """``json.loads`` then ``jsonschema``, with the library's documented writing rules:
+
+    * no whitespace before or after the value (``whitespace_pattern`` is whitespace
+      *between* JSON tokens);
+    * between tokens, ``whitespace="json"``: any JSON whitespace (llguidance's default);
+      ``"[ ]?"``: at most one space (outlines-core's default);
+    * no key twice in an object (``json.loads`` would keep the last);
+    * with ``key_order``, object keys in the order of the schema's ``properties`` (the
+      same keys in another order are not a string the constraint produces).
+    """
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
 
@@ -83,8 +121,12 @@ def json_schema_reference(schema: Mapping[str, Any], *, key_order: bool = True) 
         return True
 
     def accepts(text: str) -> bool:
+        if text != text.strip(" \t\n\r"):
+            return False
+        if whitespace == "[ ]?" and any(run != " " for run in _whitespace_runs(text)):
+            return False
         try:
-            value = json.loads(text)
+            value = json.loads(text, object_pairs_hook=_duplicate_keys_refused)
         except ValueError:
             return False
         return validator.is_valid(value) and (not key_order or ordered(value, schema))

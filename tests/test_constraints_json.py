@@ -1,7 +1,9 @@
-"""JSONSchema: JSONSchemaBench dev-set instances against the jsonschema package; errors."""
+"""JSONSchema: JSONSchemaBench dev-set instances against the jsonschema package; the token
+language and the posterior against json.loads + jsonschema; errors."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -9,6 +11,12 @@ import os
 import jsonschema
 import numpy as np
 import pytest
+from independent import (
+    definition,
+    implied_posterior,
+    json_schema_reference,
+    language_mismatches,
+)
 
 from awrs_adapters import ConstraintError, generate
 from awrs_adapters.constraints import JSONSchema
@@ -228,3 +236,81 @@ def test_ref_siblings_are_ignored_in_drafts_4_to_7_as_the_draft_says():
     schema["properties"]["s"]["$ref"] = "#/$defs/p"
     with pytest.raises(ConstraintError, match="unsatisfiable"):
         JSONSchema(schema)
+
+
+# -- the sampler's language against json.loads + jsonschema (issue 24) -------------------
+# The reference parses the text with json.loads and validates with the jsonschema
+# package directly (tests/independent.py: no whitespace around the value, the backend's
+# whitespace between tokens, no duplicate key, keys in the schema's order); the
+# sampler's side walks the compiled bound (checks, masks). Integer "maximum" is enforced
+# in the automaton by llguidance and at the end by outlines-core (relaxed keyword).
+SCHEMA_AB = {"type": "object", "properties": {"a": {"type": "integer", "maximum": 20},
+                                              "b": {"type": "boolean"}},
+             "required": ["a"], "additionalProperties": False}
+WHITESPACE = {"llguidance": "json", "outlines-core": "[ ]?"}
+_JSON_TOKS = ['{"a":', '{"b":', ',"b":', ', "a":', "1", "21", "-", "true", " ", "}", "1}",
+              "true}", "\n"]
+JSON_VOCAB = Vocabulary([t.encode() for t in _JSON_TOKS] + [b""], len(_JSON_TOKS))
+
+
+@pytest.mark.parametrize("backend", ["llguidance", "outlines-core"])
+def test_token_language_equals_json_loads_and_jsonschema(backend):
+    """Every sequence of up to 4 tokens of JSON_VOCAB (30,941; keys in and out of
+    order, duplicate keys, a value over the maximum, spaces and newlines inside and
+    around): the bound accepts it (checks, EOS; masks equal to the checks) iff the
+    independent reference does.
+
+    Broken variants seen failing (monkeypatched): the jsonschema check of the finished
+    text always passing (outlines-core then accepts {"a":21}); JSONSchema compiling the
+    schema with ``maximum`` 10 higher for the automaton and the end check alike, which
+    a reference built on ``JSONSchema.accepts`` cannot see.
+    """
+    ref = json_schema_reference(SCHEMA_AB, whitespace=WHITESPACE[backend])
+    bad, n_sampler, _ = language_mismatches(JSONSchema(SCHEMA_AB, backend=backend),
+                                            JSON_VOCAB, 4, ref)
+    assert not bad, bad[:5]
+    assert n_sampler >= 15
+
+
+def test_the_language_comparison_sees_a_wrong_schema():
+    """Control: the sampler of a schema one keyword off (maximum 30) against the
+    intended schema's reference disagrees on {"a":21}."""
+    wrong = {**SCHEMA_AB, "properties": {**SCHEMA_AB["properties"],
+                                         "a": {"type": "integer", "maximum": 30}}}
+    bad, _, _ = language_mismatches(JSONSchema(wrong), JSON_VOCAB, 4,
+                                    json_schema_reference(SCHEMA_AB), masks=False)
+    assert ('{"a":21}', True, False) in bad
+
+
+@functools.lru_cache
+def _posterior_lm():
+    from conftest import hashed_lm
+
+    toks = [b'{"a":', b'{"a": ', b"1", b"21", b',"b":', b"true", b"}", b"1}", b" ", b""]
+    return hashed_lm(toks, len(toks) - 1, seed=0)
+
+
+@pytest.mark.parametrize("backend", ["llguidance", "outlines-core"])
+def test_awrs_smc_samples_the_posterior_of_jsonschema(backend):
+    """The exact posterior with the independent reference as the constraint against the
+    target the bound's checks define (exact, TV < 1e-12) and one AWRS-SMC run (2,000
+    particles, seed 0; TV < 0.12: seeds 0-7 measured 0.01-0.06 on both backends; LCD
+    is at 0.32 and 0.35).
+
+    Broken variants seen failing: the end check always passing (outlines-core: implied
+    TV 0.47, sampled 0.50); ``maximum`` compiled 10 higher for automaton and end check
+    (implied 0.15, sampled 0.15, both backends).
+    """
+    from awrs_adapters.testing import exact_lcd, exact_posterior, total_variation
+
+    lm = _posterior_lm()
+    c = JSONSchema(SCHEMA_AB, backend=backend)
+    ref = json_schema_reference(SCHEMA_AB, whitespace=WHITESPACE[backend])
+    exact, z = exact_posterior(lm, definition(ref), 4)
+    implied, z_implied = implied_posterior(lm, c, 4)
+    assert z > 0 and len(exact) > 5 and z_implied == pytest.approx(z, rel=1e-12)
+    assert total_variation(exact, implied) < 1e-12
+    assert total_variation(exact, exact_lcd(lm, c, 4)) > 0.12
+    r = generate(lm, None, c, num_particles=2000, max_tokens=4, seed=0)
+    tv = total_variation(exact, r.posterior)
+    assert tv < 0.12, tv
