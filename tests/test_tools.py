@@ -1,8 +1,9 @@
 """Tool calls: the ToolCalls constraint, its exact posterior, and ChatAWRS.bind_tools.
 
-The exact-posterior reference is computed from the definition: ``ToolCalls.accepts``
-(llguidance over bytes plus the jsonschema and pydantic checks of the finished text),
-never from the sampler's prefix checks or masks. LangChain runs here use exact toy
+The exact-posterior and language references are computed from the definition by a hand
+parser of the wire format, ``json.loads`` + ``jsonschema`` on the arguments and the
+pydantic validators (``independent.tool_calls_reference``), never from the llguidance
+grammar the sampler uses, its prefix checks or masks. LangChain runs here use exact toy
 models (milliseconds); the default model runs the standard suite in
 test_langchain_model.py.
 """
@@ -14,6 +15,12 @@ import math
 
 import jsonschema
 import pytest
+from independent import (
+    definition,
+    implied_posterior,
+    language_mismatches,
+    tool_calls_reference,
+)
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -35,6 +42,7 @@ from awrs_adapters.integrations.langchain import ChatAWRS, messages_to_chat
 from awrs_adapters.integrations.langchain_messages import ToolStream as _ToolStream
 from awrs_adapters.lm.function import FunctionLM
 from awrs_adapters.testing import exact_posterior, total_variation
+from awrs_adapters.vocab import Vocabulary
 
 from conftest import hashed_lm
 
@@ -186,9 +194,21 @@ def combine(results):
 
 @pytest.mark.parametrize("choice", ["auto", "required"])
 def test_smc_matches_exact_posterior(choice):
+    """Pooled AWRS-SMC runs against the exact posterior of the independent reference
+    (hand parser + jsonschema + the pydantic validator), and the target the bound's
+    checks define against the same (exact).
+
+    Broken variant seen failing (monkeypatched): ToolCalls dropping the pydantic
+    validators for grammar and end check alike (even x called: implied TV 0.07 for
+    auto, 0.24 for required, where ``exact_posterior(lm, c)`` sees 0).
+    """
     lm = toy_lm()
     c = ToolCalls([f_tool()], choice=choice, validators={"f": F})
-    exact, z = exact_posterior(lm, c, T)
+    ref = tool_calls_reference([f_tool()], choice=choice, validators={"f": F})
+    exact, z = exact_posterior(lm, definition(ref), T)
+    implied, z_implied = implied_posterior(lm, c, T)
+    assert z_implied == pytest.approx(z, rel=1e-12)
+    assert total_variation(exact, implied) < 1e-12
     calls = {s for s in exact if s.startswith("<tool_call>")}
     assert calls and z > 0
     # only odd x: the pydantic validator holds in the reference (checked by accepts)
@@ -199,6 +219,47 @@ def test_smc_matches_exact_posterior(choice):
     runs = [generate(lm, None, c, num_particles=8, max_tokens=T, seed=s) for s in range(600)]
     tv = total_variation(project(combine(runs)), project(exact))
     assert tv < 0.06, tv  # measured 0.02-0.04 (Monte Carlo error at 600 runs)
+
+
+# -- the token language against the hand-written reference (issue 24) -------------------
+GH = '<tool_call>\n{"name": "g", "arguments": {"s": "'
+LANG_TOKENS = [HEAD, "1", "2", "3", TAIL, "<", GH, "abcd", "ab", '"}}\n</tool_call>',
+               call("f", {"x": 3}), "\n"]
+LANG_VOCAB = Vocabulary([t.encode() for t in LANG_TOKENS] + [b""], len(LANG_TOKENS))
+LANG_TOOLS = [f_tool(minimum=2), G_TOOL]
+
+
+@pytest.mark.parametrize("choice, parallel", [("auto", False), ("none", False),
+                                              ("required", True), ("g", False)])
+def test_token_language_equals_the_wire_format_reference(choice, parallel):
+    """Every sequence of up to 4 tokens of LANG_VOCAB (22,621: text, calls of f and g
+    whole or in pieces, odd/even and below/above minimum x, a string over maxLength,
+    two calls): the bound accepts it (checks, EOS; masks a superset of the checks)
+    iff the hand-written reference does.
+
+    Broken variants seen failing (monkeypatched): ToolCalls dropping the pydantic
+    validators (x = 2 called); the arguments schema compiled without ``minimum`` for
+    grammar and end check alike (x = 1 called); both invisible to a reference built on
+    ``ToolCalls.accepts``.
+    """
+    c = ToolCalls(LANG_TOOLS, choice=choice, parallel=parallel, validators={"f": F})
+    ref = tool_calls_reference(LANG_TOOLS, choice=choice, parallel=parallel,
+                               validators={"f": F})
+    # masks on the call-only choices (the text choices have ~17,000 live states)
+    bad, n_sampler, _ = language_mismatches(c, LANG_VOCAB, 4, ref,
+                                            masks=choice not in ("auto", "none"))
+    assert not bad, bad[:5]
+    assert n_sampler > 20
+
+
+def test_the_language_comparison_sees_a_wrong_tool_schema():
+    """Control: the sampler of the tools with f's ``minimum`` at 0 and no validator,
+    against the intended reference, calls f with x = 1 and x = 2."""
+    c = ToolCalls([f_tool(minimum=0), G_TOOL], choice="required")
+    bad, _, _ = language_mismatches(c, LANG_VOCAB, 4, tool_calls_reference(
+        LANG_TOOLS, choice="required", validators={"f": F}), masks=False)
+    wrong = {text for text, got, want in bad if got and not want}
+    assert call("f", {"x": 1}) in wrong and call("f", {"x": 2}) in wrong
 
 
 # -- LangChain -------------------------------------------------------------------------
