@@ -41,12 +41,49 @@ RECIPES = {
 }
 
 
+def sqlite_agent_claim(table: dict[str, dict]) -> None:
+    """The SQLite agent's claim, on what ``main`` returns: the constrained agents make
+    tool calls and every one of them is valid (a turn where every particle died counts
+    as an invalid call, so a run where every call fails no longer passes).
+
+    Broken variants seen failing: every turn ending in NoValidSampleError (valid calls
+    0/1 instead of 1/1); ``agent`` returning before the first call (no calls at all).
+    """
+    for method in ("awrs-smc", "lcd"):
+        row = table[method]
+        assert row["calls"] >= 1, (method, row)  # the agent called a tool
+        assert row["valid_calls"] == 1.0, (method, row)  # and every call was valid
+
+
+CLAIMS = {"06_sqlite_agent": sqlite_agent_claim}
+
+
+def test_the_sqlite_agent_claim_fails_when_no_call_is_valid():
+    """The claim on tables shaped like ``main``'s: the run the old test let pass (every
+    turn failed: 0 of 1 calls valid), a run with no call, and a good run."""
+    def table(valid: float, calls: int) -> dict[str, dict]:
+        row = {"valid_calls": valid, "calls": calls, "correct": 0.0, "seconds": 1.0}
+        return {"awrs-smc": dict(row), "lcd": dict(row), "unconstrained": dict(row)}
+
+    with pytest.raises(AssertionError):
+        sqlite_agent_claim(table(0.0, 1))  # every call failed
+    with pytest.raises(AssertionError):
+        sqlite_agent_claim(table(0.0, 0))  # no call at all
+    bad_lcd = table(1.0, 2)
+    bad_lcd["lcd"]["valid_calls"] = 0.5
+    with pytest.raises(AssertionError):
+        sqlite_agent_claim(bad_lcd)
+    sqlite_agent_claim(table(1.0, 2))
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("name", [k for k, v in RECIPES.items() if v is not None])
 def test_recipe_on_the_default_model(name, tmp_path):
     kwargs = dict(RECIPES[name])
     if name == "03_text_to_sql":
         kwargs["figure"] = str(tmp_path / "smc.png")
-    load(name).main(**kwargs)
+    result = load(name).main(**kwargs)
     if name == "03_text_to_sql":
         assert (tmp_path / "smc.png").stat().st_size > 10_000  # the diagnostics figure
+    if name in CLAIMS:
+        CLAIMS[name](result)
