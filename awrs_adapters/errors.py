@@ -22,6 +22,7 @@ __all__ = [
     "ConstraintError",
     "GenerationTimeoutError",
     "LMError",
+    "LookaheadBudgetWarning",
     "ModelNotFoundError",
     "NoValidSampleError",
     "VocabularyError",
@@ -58,3 +59,11 @@ class GenerationTimeoutError(AWRSError, TimeoutError):
 
 class ModelNotFoundError(AWRSError, FileNotFoundError):
     """A model, its package or its file is missing; the message says how to install it."""
+
+
+class LookaheadBudgetWarning(UserWarning):
+    """A :class:`~awrs_adapters.constraints.Predicate`'s look-ahead budget (calls or
+    seconds) ran out in one generation: from then on, tokens that end inside a character
+    more than one byte short are held back (accepted until the character is finished),
+    which is still sound but may let a particle walk into a dead end. Emitted once per
+    bound constraint (one generation); the message names the constraint and the budget."""

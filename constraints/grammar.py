@@ -133,6 +133,13 @@ def ll_accepts(grammar: str, text: str) -> bool:
 
     A fresh matcher per grammar is built once and forked per call (microseconds,
     against milliseconds for building one from a large grammar).
+
+    Raises:
+        ConstraintError: llguidance cannot run the grammar over bytes (its matcher is in
+            error before any text, e.g. the grammar names tokens such as ``<|eos|>`` or
+            ``<[1000]>`` that a byte vocabulary lacks); the message carries llguidance's
+            error and the start of the grammar. Refusing every text instead would be a
+            verdict nobody asked for.
     """
     import llguidance
 
@@ -144,12 +151,31 @@ def ll_accepts(grammar: str, text: str) -> bool:
         base = _TEMPLATES.put(grammar, llguidance.LLMatcher(
             ll_tokenizer(byte_vocabulary()), grammar, log_level=0, limits=limits))
     if base.is_error():
-        return False
+        raise ConstraintError(
+            f"llguidance cannot run the grammar on text (over one token per byte): "
+            f"{base.get_error().strip()}\ngrammar: {_short(grammar)}\nfix: the whole-text "
+            "check (accepts) reads bytes, so the grammar must not name tokens (<|...|>, "
+            "<[...]>); check such outputs on the model's tokens (generate), or write the "
+            "token's text instead")
     m = base.deep_copy()
     data = text.encode("utf-8")
     if data and not m.consume_tokens(list(data)):
         return False
     return bool(m.is_accepting())
+
+
+def _short(grammar: str, n: int = 200) -> str:
+    """The start of an llguidance grammar (its JSON, or the Lark text inside it)."""
+    import json
+
+    try:
+        lark = json.loads(grammar)["grammars"][0]["lark_grammar"]
+        if isinstance(lark, str):
+            grammar = lark
+    except (ValueError, KeyError, IndexError, TypeError):
+        pass
+    text = " ".join(grammar.split())
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def ll_check_grammar(grammar: str, what: str, fix: str) -> list[str]:

@@ -23,8 +23,11 @@ Example::
 from __future__ import annotations
 
 import functools
+import inspect
 import math
+import time
 import unicodedata
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -32,15 +35,70 @@ import numpy as np
 
 from ..caching import LRUCache
 from ..constraint import BoundConstraint, Constraint
-from ..errors import ConfigError, ConstraintError
+from ..errors import ConfigError, ConstraintError, LookaheadBudgetWarning
 from ..vocab import Vocabulary, split_pending
 
-__all__ = ["Potential", "Predicate"]
+__all__ = ["DEFAULT_LOOKAHEAD_SECONDS", "LookaheadBudgetWarning", "Potential", "Predicate"]
 
 _RAISED = object()  # what _call returns for a raising function under errors="reject"
 
 #: Most characters an exhaustive sweep tries for one unfinished character.
 SWEEP_LOOKAHEAD = 4096
+
+#: Default ``lookahead_seconds``: wall-clock seconds one generation's look-aheads may
+#: spend on characters more than one byte short. A compiled-regex prefix function
+#: (about 2.5 us a call) spends the whole call budget (1,048,576 calls) in about 2.6 s,
+#: so on an idle machine the call budget binds first; a 1 ms function is stopped after
+#: 5 s instead of about 17 minutes.
+DEFAULT_LOOKAHEAD_SECONDS = 5.0
+
+#: How many look-ahead calls run between two reads of the clock.
+_CLOCK_EVERY = 32
+
+
+def _is_async(fn: Any) -> bool:
+    """``fn`` is an ``async def`` function (or an object whose ``__call__`` is one)."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    try:
+        call = fn.__call__
+    except AttributeError:
+        return False
+    return inspect.iscoroutinefunction(call)
+
+
+def _refuse_async(fn: Any, what: str, returns: str) -> None:
+    if fn is not None and _is_async(fn):
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise ConfigError(
+            f"{what}={name} is an async def function; checks run synchronously inside the "
+            f"sampler, so it would return a coroutine, not {returns}. Pass a plain def "
+            "function (run any async work inside it, e.g. with asyncio.run)")
+
+
+def _fn_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def _as_bool(v: Any, fn: Any, what: str, text: str, name: str) -> bool:
+    """``v`` if it is a bool (or ``numpy.bool_``); otherwise a ConstraintError."""
+    if v is True or v is False:
+        return v
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if inspect.isawaitable(v):
+        close = getattr(v, "close", None)
+        if callable(close):
+            close()  # no "coroutine was never awaited" warning
+        raise ConstraintError(
+            f"{name}'s {what} function {_fn_name(fn)} returned a coroutine on text {text!r:.80} "
+            "(an async function?); a Predicate's check must return a bool: pass a plain def "
+            "function (run any async work inside it, e.g. with asyncio.run)")
+    raise ConstraintError(
+        f"{name}'s {what} function {_fn_name(fn)} returned {v!r:.60} ({type(v).__name__}) on "
+        f"text {text!r:.80}; a Predicate's check must return a bool (True or False; "
+        "numpy.bool_ is accepted, ints are not): return bool(...) of what you meant, e.g. "
+        "bool(re.fullmatch(...)) or x == 1, or use a Potential for a soft score")
 
 
 @functools.lru_cache(maxsize=512)
@@ -78,9 +136,21 @@ class Predicate(Constraint):
             byte fragment of "é" or "中" is rejected at once where only ASCII may follow.
             Bytes that can never form a character are read as U+FFFD, as the finished
             text will be.
+
+            Both functions must return a ``bool`` (``numpy.bool_`` is accepted; ints,
+            None, strings, NaN, lists and match objects are not: a value read by its
+            truthiness would accept strings the function meant to reject). Any other
+            value raises :class:`~awrs_adapters.errors.ConstraintError` naming the
+            function, the value's type and the text, whatever ``errors`` says (it is a
+            bug in the function, not a verdict). ``async def`` functions are refused
+            with :class:`~awrs_adapters.errors.ConfigError`.
         errors: ``"raise"`` (default) reports a check that raises as
-            :class:`~awrs_adapters.errors.ConstraintError`; ``"reject"`` treats it as False.
-        name: used in error messages.
+            :class:`~awrs_adapters.errors.ConstraintError`; ``"reject"`` treats it as
+            False for that text only: each such call is counted in :attr:`errors_count`
+            (the exception kept in :attr:`last_error`), and a rejection that came from a
+            raising call never prunes other tokens (the byte-trie pruning of
+            ``dead_prefix`` trusts only a prefix function that returned False).
+        name: used in error messages and warnings.
         lookahead: most characters tried for one unfinished character when a drawn
             token is checked (stopping at the first that fits; assigned characters are
             tried first). One byte short there are at most 64, two bytes short 4,096,
@@ -96,9 +166,25 @@ class Predicate(Constraint):
             text.
         lookahead_budget: most calls all look-aheads of one bound constraint (one
             generation) may spend on characters more than one byte short; once spent,
-            such characters are held back. Bounds the worst case of a slow prefix
+            such characters are held back. Bounds the worst case of a fast prefix
             function: rejecting SmolLM2's three lone 4-byte leads costs 524,288 calls
             per text. Default 1,048,576: two such rejections per generation.
+        lookahead_seconds: the same bound in wall-clock seconds spent in those
+            look-ahead calls (None: no time bound), for a slow prefix function: at 1 ms
+            a call the call budget alone allows about 17 minutes per generation. Default
+            :data:`DEFAULT_LOOKAHEAD_SECONDS` (5 s). A look-ahead that runs past it stops
+            and holds its character back. Whichever budget binds first, one
+            :class:`~awrs_adapters.errors.LookaheadBudgetWarning` per generation names
+            the constraint and the budget. Results stay sound, but since what is held
+            back then depends on timing, two runs with the same seed can differ under
+            different machine load, only in generations where this budget binds (the
+            default rarely does: only with slow prefix functions).
+
+    Attributes:
+        errors_count: calls of ``complete``/``prefix`` that raised and were read as a
+            rejection (``errors="reject"``), since the Predicate was made (results are
+            cached per text, so a text counts once per bound constraint).
+        last_error: the last such exception, or None.
     """
 
     def __init__(
@@ -110,6 +196,7 @@ class Predicate(Constraint):
         name: str | None = None,
         lookahead: int = 262_144,
         lookahead_budget: int = 1_048_576,
+        lookahead_seconds: float | None = DEFAULT_LOOKAHEAD_SECONDS,
     ) -> None:
         if not callable(complete):
             raise ConfigError(f"complete={complete!r} is not callable; pass fn(text) -> bool")
@@ -117,6 +204,8 @@ class Predicate(Constraint):
             raise ConfigError(f"lookahead={lookahead!r}; pass an int >= 0 (default 262144: every character)")
         if prefix is not None and not callable(prefix):
             raise ConfigError(f"prefix={prefix!r} is not callable; pass fn(text) -> bool or None")
+        _refuse_async(complete, "complete", "a bool")
+        _refuse_async(prefix, "prefix", "a bool")
         if errors not in ("raise", "reject"):
             raise ConfigError(f"errors={errors!r}; use 'raise' or 'reject'")
         self.complete_fn = complete
@@ -127,19 +216,48 @@ class Predicate(Constraint):
                 or lookahead_budget < 0):
             raise ConfigError(f"lookahead_budget={lookahead_budget!r}; pass an int >= 0 "
                               "(default 1048576)")
+        if lookahead_seconds is not None and (
+                isinstance(lookahead_seconds, bool)
+                or not isinstance(lookahead_seconds, int | float | np.integer | np.floating)
+                or not lookahead_seconds >= 0 or math.isnan(lookahead_seconds)):
+            raise ConfigError(
+                f"lookahead_seconds={lookahead_seconds!r}; pass a number of seconds >= 0 "
+                f"(default {DEFAULT_LOOKAHEAD_SECONDS}) or None for no time bound")
         self.lookahead = lookahead
         self.lookahead_budget = lookahead_budget
+        self.lookahead_seconds = None if lookahead_seconds is None else float(lookahead_seconds)
+        self.errors_count = 0
+        self.last_error: Exception | None = None
+
+    def _run(self, fn: Callable[[str], Any], text: str, what: str) -> Any:
+        """``fn(text)`` as a bool, or ``_RAISED`` (a raising call under errors="reject")."""
+        try:
+            v = fn(text)
+        except Exception as e:  # a user's check raised: report it with the text it saw
+            if self.errors == "reject":
+                self.errors_count += 1
+                self.last_error = e
+                return _RAISED
+            raise ConstraintError(
+                f"{self.name}'s {what} check raised {type(e).__name__}: {e} on text {text!r}; "
+                f"fix the function, or create the {self.name} with errors='reject' to treat "
+                "errors as rejection"
+            ) from e
+        return _as_bool(v, fn, what, text, self.name)
 
     def accepts(self, text: str) -> bool:
-        v = _call(self.complete_fn, text, "complete", self.errors, self.name)
-        return v is not _RAISED and bool(v)
+        return self._run(self.complete_fn, text, "complete") is True
 
     def check_prefix(self, text: str) -> bool:
         """The prefix check on ``text`` (True when no prefix function was given)."""
+        return self.prefix_status(text) is True
+
+    def prefix_status(self, text: str) -> Any:
+        """True, False, or ``_RAISED`` (the function raised under ``errors="reject"``:
+        a rejection that proves nothing about other texts)."""
         if self.prefix_fn is None:
             return True
-        v = _call(self.prefix_fn, text, "prefix", self.errors, self.name)
-        return v is not _RAISED and bool(v)
+        return self._run(self.prefix_fn, text, "prefix")
 
     def bind(self, vocab: Vocabulary) -> BoundConstraint:
         return _PredicateBound(self, vocab)
@@ -149,7 +267,12 @@ class Predicate(Constraint):
 
 
 class _PredicateBound(BoundConstraint):
-    """State: the bytes generated so far (immutable)."""
+    """State: the bytes generated so far (immutable).
+
+    A check's status is True (viable), False (proved dead by the prefix function) or
+    ``_RAISED`` (rejected because a call raised under ``errors="reject"``; proves
+    nothing beyond this text, so ``dead_prefix`` prunes nothing for it).
+    """
 
     has_slow = True
 
@@ -159,10 +282,14 @@ class _PredicateBound(BoundConstraint):
         self._tokens = vocab.tokens
         self._eos = vocab.eos_token_id
         self._special = vocab.special_ids
-        self._prefix_cache: LRUCache[bool] = LRUCache()
-        self._pending_cache: LRUCache[bool] = LRUCache(maxsize=4096)
+        self._prefix_cache: LRUCache[Any] = LRUCache()
+        self._pending_cache: LRUCache[Any] = LRUCache(maxsize=4096)
         self._complete_cache: LRUCache[bool] = LRUCache()
         self._budget = pred.lookahead_budget  # calls left for characters > 1 byte short
+        #: wall-clock seconds spent in look-ahead calls on characters > 1 byte short
+        self.lookahead_seconds_spent = 0.0
+        #: which budget bound first ("lookahead_budget" or "lookahead_seconds"), or None
+        self.budget_bound: str | None = None
 
     def initial_state(self) -> bytes:
         return b""
@@ -179,9 +306,13 @@ class _PredicateBound(BoundConstraint):
         resolved only one byte short there, or every continuation byte would cost up to
         4,096 calls.
         """
+        return self._status(data, start, sweep) is True
+
+    def _status(self, data: bytes, start: int = 0, sweep: bool = False) -> Any:
+        """:meth:`viable` as True, False (proved dead) or ``_RAISED``."""
         text, chars = split_pending(data)
-        settled = self._prefix_cache.get_or(text, self.pred.check_prefix)
-        if chars is None or not settled:  # a dead text stays dead whatever char follows
+        settled = self._prefix_cache.get_or(text, self.pred.prefix_status)
+        if chars is None or settled is not True:  # a dead text stays dead whatever char follows
             return settled
         limit = self.pred.lookahead
         if sweep:
@@ -191,28 +322,73 @@ class _PredicateBound(BoundConstraint):
             limit = min(limit, SWEEP_LOOKAHEAD) if lead >= start or len(chars) <= 64 else 0
         if len(chars) > limit:  # past the bound: hold it back without trying a part
             limit = 0
-        if len(chars) > 64 and len(chars) > self._budget:  # spent: hold it back (sound)
-            limit = 0
-        return self._pending_cache.get_or(
-            (text, chars.start, chars.stop, limit),
-            lambda _: self._some_char_fits(text, chars, limit),
-        )
+        # the look-ahead uses the limit only as "try every character or none"
+        key = (text, chars.start, chars.stop, limit > 0)
+        hit = self._pending_cache.get(key)
+        if hit is not None:
+            return hit
+        if limit and len(chars) > 64 and not self._budget_left(len(chars)):
+            limit = 0  # spent: hold it back (sound)
+            key = (text, chars.start, chars.stop, False)
+        return self._pending_cache.get_or(key, lambda _: self._some_char_fits(text, chars, limit))
 
-    def _some_char_fits(self, text: str, chars: range, limit: int) -> bool:
-        fits = self.pred.check_prefix
+    def _budget_left(self, calls: int) -> bool:
+        """Whether a look-ahead of ``calls`` calls fits both budgets (warn once if not)."""
+        if calls > self._budget:
+            self._bind("lookahead_budget")
+            return False
+        secs = self.pred.lookahead_seconds
+        if secs is not None and self.lookahead_seconds_spent >= secs:
+            self._bind("lookahead_seconds")
+            return False
+        return True
+
+    def _bind(self, which: str) -> None:
+        if self.budget_bound is not None:
+            return
+        self.budget_bound = which
+        value = (f"lookahead_budget={self.pred.lookahead_budget:,} calls"
+                 if which == "lookahead_budget" else
+                 f"lookahead_seconds={self.pred.lookahead_seconds:g} s")
+        warnings.warn(
+            f"Predicate {self.pred.name!r}: the look-ahead budget {value} of this generation "
+            "is spent; tokens that end inside a character more than one byte short are now "
+            "held back (accepted until the character is finished: still sound, but a "
+            f"particle may reach a dead end later). Raise {which}, or make the prefix "
+            "function faster",
+            LookaheadBudgetWarning, stacklevel=2)
+
+    def _some_char_fits(self, text: str, chars: range, limit: int) -> Any:
+        status = self.pred.prefix_status
+        raised = False
         if limit:
-            for n, cp in enumerate(likely_first(chars), 1):
-                if fits(text + chr(cp)):
-                    if len(chars) > 64:
-                        self._budget -= n
-                    return True
-            if len(chars) > 64:
-                self._budget -= len(chars)
-        if fits(text + "\ufffd"):
+            big = len(chars) > 64
+            secs = self.pred.lookahead_seconds if big else None
+            t0 = time.perf_counter()
+            n = 0
+            try:
+                for n, cp in enumerate(likely_first(chars), 1):
+                    r = status(text + chr(cp))
+                    if r is True:
+                        return True
+                    if r is _RAISED:
+                        raised = True  # this character is rejected; it proves nothing
+                    if (secs is not None and n % _CLOCK_EVERY == 0
+                            and self.lookahead_seconds_spent + time.perf_counter() - t0 > secs):
+                        self._bind("lookahead_seconds")
+                        return True  # out of time: hold the character back (sound)
+            finally:
+                if big:
+                    self._budget -= n
+                    self.lookahead_seconds_spent += time.perf_counter() - t0
+        else:
+            # too many characters to try them all: hold the character back (sound, less
+            # sharp); the text itself passed already
             return True
-        # too many characters to try them all: hold the character back (sound, less
-        # sharp); the text itself passed already
-        return limit == 0
+        r = status(text + "\ufffd")
+        if r is True:
+            return True
+        return _RAISED if raised or r is _RAISED else False
 
     def check(self, state: bytes, token_id: int) -> bool:
         if token_id == self._eos:
@@ -233,17 +409,22 @@ class _PredicateBound(BoundConstraint):
         tok = self._tokens[token_id]
         if self.pred.prefix_fn is None or not tok:
             return None
+        if self._status(state + tok, len(state)) is not False:
+            # rejected because a call raised (errors="reject"): that proves nothing
+            # about the tokens sharing its bytes, so reject this token only
+            return None
         # probe the token's first byte (when its look-ahead is small) and first character:
-        # one call that fails there rejects every token starting the same way
+        # one call that fails there rejects every token starting the same way (a probe
+        # whose call raised proves nothing and prunes nothing)
         if len(tok) > 1:
             data = state + tok[:1]
             chars = split_pending(data)[1]
-            if (chars is None or len(chars) <= 64) and not self.viable(data, len(state)):
+            if (chars is None or len(chars) <= 64) and self._status(data, len(state)) is False:
                 return 1
             if chars is not None:  # the first character is longer than a byte
                 for n in range(2, len(tok)):
                     if split_pending(state + tok[:n])[1] is None:
-                        if not self.viable(state + tok[:n], len(state)):
+                        if self._status(state + tok[:n], len(state)) is False:
                             return n
                         break
         return len(tok)
@@ -263,7 +444,8 @@ class Potential(Constraint):
         prefix: ``fn(text) -> float``, an estimate of the log-weight a prefix will end
             with (the twist); default 0. A good twist lowers variance, any twist keeps the
             target the same, as long as it is ``-inf`` only where ``complete`` must be.
-        errors: ``"raise"`` or ``"reject"`` (a raising function gives ``-inf``).
+        errors: ``"raise"`` or ``"reject"`` (a raising function gives ``-inf``; such
+            calls are counted in ``errors_count``).
     """
 
     is_critic = True
@@ -280,19 +462,31 @@ class Potential(Constraint):
             raise ConfigError(f"complete={complete!r} is not callable; pass fn(text) -> float")
         if prefix is not None and not callable(prefix):
             raise ConfigError(f"prefix={prefix!r} is not callable; pass fn(text) -> float")
+        _refuse_async(complete, "complete", "a float")
+        _refuse_async(prefix, "prefix", "a float")
         if errors not in ("raise", "reject"):
             raise ConfigError(f"errors={errors!r}; use 'raise' or 'reject'")
         self.complete_fn = complete
         self.prefix_fn = prefix
         self.errors = errors
         self.name = name or getattr(complete, "__name__", "Potential")
+        #: calls that raised and were read as -inf (errors="reject")
+        self.errors_count = 0
         self._cache: LRUCache[float] = LRUCache()
 
     def _score(self, fn: Callable[[str], float], text: str, what: str) -> float:
         def compute(key: tuple[str, str]) -> float:
             v = _call(fn, text, what, self.errors, self.name)
             if v is _RAISED:
+                self.errors_count += 1
                 return -math.inf
+            if inspect.isawaitable(v):
+                close = getattr(v, "close", None)
+                if callable(close):
+                    close()  # no "coroutine was never awaited" warning
+                raise ConstraintError(
+                    f"{self.name}'s {what} function returned a coroutine on text {text!r:.80} "
+                    "(an async function?); return a log-weight from a plain def function")
             if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer):
                 # None (a missing return) or a bool would silently read as a weight
                 raise ConstraintError(
