@@ -52,6 +52,7 @@ def generate(
     seed: int | np.random.Generator | None = None,
     estimator: str = "recursive",
     stop: Sequence[str] | None = None,
+    twist: str = "end",
 ) -> SMCResult:
     """Sample from ``P(x) ∝ Q(x | prompt)·C(x)`` over strings of at most ``max_tokens`` tokens.
 
@@ -63,8 +64,8 @@ def generate(
         num_particles: N, the particle count.
         max_tokens: generated tokens per particle before the end is forced.
         method: ``"awrs-smc"`` (default), ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
-        ess_threshold: resample when ESS < ess_threshold·N; None (default): 0.5 from 8
-            particles up, no resampling below (:func:`~awrs_adapters.resampling.resolve_ess_threshold`).
+        ess_threshold: resample when ESS < ess_threshold·N; None (default): 0.5 at every N;
+            0 never resamples.
         resampling: ``"stratified"`` (default), ``"systematic"``, ``"multinomial"``, ``"residual"``.
         temperature: >= 0; divides the logits. 0 decodes greedily: the most probable
             valid token at each step (deterministic, biased like masking, ``log_ml`` None).
@@ -73,6 +74,9 @@ def generate(
         stop: stop sequences. An output ends where the first one appears (it is not
             included); the text before it must pass the constraint's complete check, and
             the sampler proposes stops only where it does (see :mod:`awrs_adapters.stops`).
+        twist: ``"end"`` (default): resampling anticipates whether a particle can end
+            validly before ``max_tokens`` (a twist that leaves the target and ``log_ml``
+            unchanged; see :mod:`awrs_adapters.smc`); ``"none"``: it does not.
 
     Returns:
         An :class:`~awrs_adapters.results.SMCResult`; ``result.ok`` is False (and
@@ -92,5 +96,5 @@ def generate(
         lm, prompt, constraint,
         num_particles=num_particles, max_tokens=max_tokens, method=method,
         ess_threshold=ess_threshold, resampling=resampling, temperature=temperature,
-        rng=make_rng(seed), estimator=estimator, stop=stop,
+        rng=make_rng(seed), estimator=estimator, stop=stop, twist=twist,
     ).run()

@@ -230,8 +230,9 @@ class AWRS:
     def _reject(rest: _Remaining, bound: BoundConstraint, state: Any, y: int) -> None:
         """Reject ``y`` and, for a slow constraint, the dead subtree it proves."""
         n = bound.dead_prefix(state, y) if bound.has_slow else None
-        if n:
-            ids = bound.vocab.trie.with_prefix(bound.vocab.tokens[y][:n])
+        prefix = bound.vocab.tokens[y][:n] if n else b""
+        if prefix:  # EOS, special and empty tokens (b"") name no subtree
+            ids = bound.vocab.trie.with_prefix(prefix)
             if len(ids) > 1:
                 rest.reject_all(ids)
                 if not rest.is_dead(y):  # y is special-cased out of the trie

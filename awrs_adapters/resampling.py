@@ -4,7 +4,7 @@ Overview: schemes are looked up by name (``stratified`` default, ``systematic``,
 ``multinomial``, ``residual``); each maps normalised weights ``W`` (shape ``[N]``) and a
 ``numpy.random.Generator`` to ``N`` ancestor indices. :func:`ess` and
 :func:`log_mean_exp` work on log weights, where ``-inf`` marks a dead particle.
-:func:`resolve_ess_threshold` says when SMC resamples (the default τ depends on N).
+:func:`resolve_ess_threshold` says when SMC resamples (τ = 0.5 by default, at every N).
 
 Example::
 
@@ -24,36 +24,29 @@ import numpy as np
 from .errors import ConfigError
 
 __all__ = [
-    "MIN_RESAMPLE_PARTICLES", "SCHEMES", "ess", "log_mean_exp", "normalise", "resample",
+    "DEFAULT_ESS_THRESHOLD", "SCHEMES", "ess", "log_mean_exp", "normalise", "resample",
     "resolve_ess_threshold",
 ]
 
 Scheme = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 SCHEMES: dict[str, Scheme] = {}
 
-#: the default ``ess_threshold=None`` resamples (τ = 0.5) from this many particles up,
-#: and not at all below (see :func:`resolve_ess_threshold`)
-MIN_RESAMPLE_PARTICLES = 8
+#: τ for ``ess_threshold=None``: resample when ESS < N/2, at every N
+DEFAULT_ESS_THRESHOLD = 0.5
 
 
 def resolve_ess_threshold(ess_threshold: float | None, num_particles: int) -> float:
-    """τ for ``num_particles`` particles (SMC resamples when ESS < τ·N): ``ess_threshold``
-    as given, or the default for None.
+    """τ (SMC resamples when ESS < τ·N): ``ess_threshold`` as given, 0.5 for None.
 
-    The default is 0.5 (resample when ESS < N/2) from :data:`MIN_RESAMPLE_PARTICLES`
-    particles up and 0 below (no resampling: importance sampling with AWRS's exact
-    weights). Why below 8: ESS < N/2 among 4 particles means one lineage holds most of
-    the weight, and resampling copies it onto the others; when that lineage later fails
-    (a late dead end, or no end before ``max_tokens`` under a loose prefix check) every
-    particle fails with it, where 4 independent particles often have one that finishes.
-    Measured on the AWRS paper's pattern task (351 patterns, N = 4, two seeds): success
-    0.949 / 0.934 resampling at τ = 0.5, 0.954 / 0.957 without (LCD's draws, weighted);
-    on exact toy posteriors resampling at N <= 8 changed the TV distance by < 0.02
-    (benchmarks/resampling_small_n.py). The estimate stays properly weighted either way;
-    pass a number to choose.
+    The same at every N, as in the AWRS paper (5 particles, τ = 0.5): an algorithm that
+    changed with the particle count would not be the one users asked for. What made
+    resampling lose at small N (copying lineages that cannot end before ``max_tokens``)
+    is answered by the end-aware twist (:mod:`awrs_adapters.smc`), not by switching
+    resampling off. ``num_particles`` is kept for callers that pass it.
     """
+    del num_particles
     if ess_threshold is None:
-        return 0.5 if num_particles >= MIN_RESAMPLE_PARTICLES else 0.0
+        return DEFAULT_ESS_THRESHOLD
     return float(ess_threshold)
 
 

@@ -59,10 +59,11 @@ class RunParams:
     seed: int | np.random.Generator | None = None
     timeout: float | None = None
     max_retries: int = 0
+    twist: str = "end"
 
     def __post_init__(self) -> None:
         validate_args(self.num_particles, self.max_tokens, self.method, self.ess_threshold,
-                      self.resampling, self.temperature)
+                      self.resampling, self.temperature, self.twist)
         if self.seed is not None:
             make_rng(self.seed)
         t = self.timeout
@@ -114,7 +115,7 @@ def run_streaming(
             num_particles=params.num_particles, max_tokens=params.max_tokens,
             method=params.method, ess_threshold=params.ess_threshold,
             resampling=params.resampling, temperature=params.temperature, rng=rng,
-            stop=stop,
+            stop=stop, twist=params.twist,
         )
         for _ in smc:
             if params.timeout is not None and time.perf_counter() - t_start > params.timeout:

@@ -6,8 +6,29 @@ for all live particles; every live particle takes one proposal draw (its log wei
 grows by the draw's log estimate); critics add ``log φ(prefix_t) − log φ(prefix_{t−1})``
 (the complete score at EOS); a particle that draws EOS is finished, one whose draw failed
 is dead (``-inf``); then the population (finished particles included) is resampled when
-``ESS < τ·N``, every weight becoming the log-mean-exp of the old ones. At ``max_tokens``
-every live particle is forced to EOS with ``w += log p(EOS)`` and the completeness check.
+``ESS < τ·N`` (τ = 0.5 at every N), every weight becoming the log-mean-exp of the old ones.
+At ``max_tokens`` every live particle is forced to EOS with ``w += log p(EOS)`` and the
+completeness check.
+
+End-aware twist (``twist="end"``, the default whenever SMC resamples). Intermediate
+weights are blind to ``max_tokens``: under a loose prefix check a lineage that rambles
+on keeps a high weight (nothing it writes is rejected) while one that wants to end where
+the constraint does not let it loses mass, so resampling copies the rambler, which then
+hits the wall with every copy. The twist anticipates the end. After a live particle's
+next-token row is computed (the forward of the step after its draw), its valid-end
+hazard is ``h = [the text passes the complete check]·(p(EOS) + p(tokens that begin with
+a stop sequence))`` (the mass that would end it now, accepted), and with ``k = T − t + 1``
+chances to end left (``t`` tokens written, ``T = max_tokens``, the forced end included)
+its twist is ``ψ = 1 − (1 − max(h, h0))^k``, the chance of a valid end within the
+remaining steps if that hazard held, with the prior hazard ``h0 = 1/(T + 1)`` for a
+text that cannot end now. Far from the wall ``ψ`` is close to 1 for every particle (it
+barely moves the weights); one step from it ``ψ ≈ h``, the weight the forced end will
+give. It is applied as a critic's twist, ``w += log ψ_t − log ψ_{t−1}``, before the
+resampling decision, and removed (``w −= log ψ``) when the particle finishes, where the
+true end weight takes over: the weights at the end and ``log_ml`` are those of the
+untwisted target (any twist ``0 < ψ <= 1`` leaves it unchanged), only which lineages
+resampling copies moves. Without resampling (``ess_threshold=0``) it would cancel, and
+it is not computed.
 
 The model (LM + constraint + critics) is kept apart from the engine: users pass or
 compose constraints, never subclass ``SMC``.
@@ -44,19 +65,30 @@ from .results import Particle, SMCResult, Stats
 from .stops import StopBound, check_stop
 from .vocab import decode_prefix
 
-__all__ = ["DEAD", "DONE", "LIVE", "METHODS", "SMC", "validate_args"]
+__all__ = ["DEAD", "DONE", "LIVE", "METHODS", "SMC", "TWISTS", "validate_args"]
 
 METHODS = ("awrs-smc", "lcd", "sample-verify", "mask-smc")
 #: a particle's status (``SMC.status[i]``): still drawing, finished (EOS, a stop, a
 #: criterion), or dead (weight 0)
 LIVE, DONE, DEAD = 0, 1, 2
+#: the smallest positive temperature: float32 logits divided by less overflow (3.4e38)
+#: once a logit is ~3e8 in size, and the row turns to NaN; anything this cold samples
+#: like greedy decoding (temperature=0) anyway
+MIN_TEMPERATURE = 1e-30
+#: ``twist=`` values: ``"end"`` (the end-aware twist, see the module doc) or ``"none"``
+TWISTS = ("end", "none")
 
 
 def validate_args(
     num_particles: Any, max_tokens: Any, method: Any, ess_threshold: Any, resampling: Any,
-    temperature: Any,
+    temperature: Any, twist: Any = "end",
 ) -> None:
     """Raise ``ConfigError`` for any argument that cannot work, before any work."""
+    if twist not in TWISTS:
+        raise ConfigError(
+            f"twist={twist!r} is unknown; use 'end' (the default: resampling anticipates "
+            "whether a particle can end before max_tokens) or 'none'"
+        )
     if isinstance(num_particles, bool) or not isinstance(num_particles, int | np.integer) or num_particles < 1:
         raise ConfigError(f"num_particles={num_particles!r}; pass an int >= 1 (e.g. num_particles=8)")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int | np.integer) or max_tokens < 1:
@@ -70,18 +102,18 @@ def validate_args(
     if isinstance(ess_threshold, bool) or not 0.0 <= tau <= 1.0:
         raise ConfigError(
             f"ess_threshold={ess_threshold!r}; pass a number in [0, 1] (resample when ESS < "
-            f"ess_threshold·N) or None (the default: 0.5 from {rs.MIN_RESAMPLE_PARTICLES} "
-            "particles up, no resampling below)"
+            "ess_threshold·N; 0 never resamples) or None (the default: 0.5)"
         )
     rs.check_scheme(resampling)
     try:
         temp = float(temperature)
     except (TypeError, ValueError):
         temp = math.nan
-    if not (temp >= 0.0 and math.isfinite(temp)):
+    if not (temp >= 0.0 and math.isfinite(temp)) or 0.0 < temp < MIN_TEMPERATURE:
         raise ConfigError(
-            f"temperature={temperature!r}; pass a finite number >= 0 (1.0 samples the model as "
-            "is, 0 decodes greedily)"
+            f"temperature={temperature!r}; pass 0 (greedy decoding) or a finite number >= "
+            f"{MIN_TEMPERATURE} (1.0 samples the model as is; below that the scaled logits "
+            "overflow float32: use 0 for greedy decoding)"
         )
 
 
@@ -97,8 +129,8 @@ class SMC:
         max_tokens: tokens per particle before EOS is forced.
         method: ``"awrs-smc"``, ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
         ess_threshold: τ; resample when ESS < τ·N (ignored by lcd and sample-verify,
-            which keep N independent particles). None (default): 0.5 from 8 particles
-            up, 0 below (see :func:`~awrs_adapters.resampling.resolve_ess_threshold`).
+            which keep N independent particles; 0 never resamples). None (default): 0.5
+            at every N.
         resampling: scheme name (see :mod:`awrs_adapters.resampling`).
         temperature: applied to the LM's log-probabilities; 0 decodes greedily (the
             most probable valid token at each step; no weights, ``log_ml`` None). Greedy
@@ -109,6 +141,10 @@ class SMC:
         stop: stop sequences: a particle ends at the token that completes the first one,
             its output being the text before it, which must pass the constraint's
             complete check (see :mod:`awrs_adapters.stops`).
+        twist: ``"end"`` (default): the end-aware twist steers resampling away from
+            lineages that cannot end before ``max_tokens`` (see the module doc; it
+            leaves the target and ``log_ml`` unchanged); ``"none"``: resample on the
+            untwisted weights.
     """
 
     def __init__(
@@ -127,8 +163,10 @@ class SMC:
         estimator: str = "recursive",
         switch: str | int = "adaptive",
         stop: Sequence[str] | None = None,
+        twist: str = "end",
     ) -> None:
-        validate_args(num_particles, max_tokens, method, ess_threshold, resampling, temperature)
+        validate_args(num_particles, max_tokens, method, ess_threshold, resampling, temperature,
+                      twist)
         if not isinstance(rng, np.random.Generator):
             raise ConfigError(f"rng={rng!r}; pass a numpy.random.Generator (np.random.default_rng(seed))")
         self.t0 = time.perf_counter()
@@ -169,6 +207,12 @@ class SMC:
         self.cstate: list[Any] = [s0] * N
         self.logw = np.zeros(N)
         self.phi = np.zeros(N)  # critics' last prefix log-weight
+        # the end-aware twist: log ψ of each particle's current twist (0 when none), and
+        # the rows computed ahead for it (the next step's log-probabilities, live order)
+        self.end_twist = twist == "end" and self.tau > 0.0 and not self.greedy
+        self.psi = np.zeros(N)
+        self._next_logp: torch.Tensor | None = None
+        self._end_ids: torch.Tensor | None = None
         self.status = np.full(N, LIVE, dtype=np.int8)
         self.truncated = np.zeros(N, dtype=bool)
         self.stopped = np.zeros(N, dtype=bool)
@@ -256,7 +300,8 @@ class SMC:
     def step(self) -> None:
         """Advance every live particle by one token, reweight, maybe resample."""
         live = np.flatnonzero(self.status == LIVE)
-        logp = self._logprobs()
+        logp = self._next_logp if self._next_logp is not None else self._logprobs()
+        self._next_logp = None
         self.stats.tokens += len(live)
         states = [self.cstate[i] for i in live]
         if self.t >= self.max_tokens:
@@ -280,7 +325,55 @@ class SMC:
         self.stats.lm_seconds += time.perf_counter() - t0
         self.t += 1
         self.stats.steps += 1
+        if self.end_twist and cont_rows:
+            self._next_logp = self._logprobs()
+            self._retwist(self._next_logp)
         self._maybe_resample()
+
+    # -- the end-aware twist ---------------------------------------------------------
+    def _end_token_ids(self) -> torch.Tensor:
+        """EOS and every token that begins with a stop sequence (ends the text as it is)."""
+        if self._end_ids is None:
+            ids = {self.eos}
+            for s in self.stop:
+                ids.update(self.vocab.trie.with_prefix(s.encode("utf-8")).tolist())
+            self._end_ids = torch.tensor(sorted(ids), dtype=torch.long)
+        return self._end_ids
+
+    def _retwist(self, logp: torch.Tensor) -> None:
+        """Replace each live particle's end-aware twist by the one for its current text.
+
+        ``logp``: ``[live, V]`` next-token log-probabilities of the live particles (in
+        index order). See the module doc for ``ψ``.
+        """
+        live = np.flatnonzero(self.status == LIVE)
+        if not len(live):
+            return
+        ids = self._end_token_ids().to(logp.device)
+        lend = torch.logsumexp(logp[:, ids].to(torch.float64), dim=1).cpu().numpy()
+        h = np.exp(np.minimum(lend, 0.0))
+        for j, i in enumerate(live):
+            if h[j] > 0.0 and not self.bound.trivial:
+                self.stats.constraint_checks += 1
+                if not self.bound.check(self.cstate[i], self.eos):
+                    h[j] = 0.0
+        k = self.max_tokens - self.t + 1  # chances left to end, the forced end included
+        h0 = 1.0 / (self.max_tokens + 1)
+        hk = np.maximum(h, h0)
+        with np.errstate(divide="ignore"):
+            logpsi = np.log(-np.expm1(k * np.log1p(-np.minimum(hk, 1.0))))
+        logpsi = np.where(np.isfinite(logpsi), logpsi, 0.0)  # h = 1: ψ = 1
+        live_w = self.logw[live]
+        ok = live_w > -math.inf
+        self.logw[live] = np.where(ok, live_w + logpsi - self.psi[live], live_w)
+        self.psi[live] = np.where(ok, logpsi, 0.0)
+
+    def _untwist(self, i: int) -> None:
+        """Particle ``i`` finished: its true end weight replaces the end-aware twist."""
+        if self.psi[i] != 0.0:
+            if self.logw[i] > -math.inf:
+                self.logw[i] -= self.psi[i]
+            self.psi[i] = 0.0
 
     def _force_eos(self, logp: torch.Tensor, states: list[Any]) -> list[TokenDraw]:
         out = []
@@ -310,6 +403,7 @@ class SMC:
                 self.deaths["dead_end"] += 1
             self.status[i] = DEAD
             self.logw[i] = -math.inf
+            self.psi[i] = 0.0
             return
         self.logw[i] += d.log_weight
         cut = None
@@ -324,6 +418,7 @@ class SMC:
             if cut is not None:  # a stop sequence: the output is the text before it
                 self.data[i] = self.data[i][:cut]
                 self.stopped[i] = True
+            self._untwist(i)
             self._score_complete(i)
         elif self.critics:
             phi = self._critic_prefix(decode_prefix(self.data[i]))
@@ -347,12 +442,15 @@ class SMC:
         new_rows = [int(row_of[k]) for k in a if self.status[k] == LIVE]
         t0 = time.perf_counter()
         self.batch.select(new_rows)
+        if self._next_logp is not None:
+            self._next_logp = self._next_logp[torch.as_tensor(new_rows, dtype=torch.long)]
         self.stats.lm_seconds += time.perf_counter() - t0
         lme = rs.log_mean_exp(self.logw)
         self.token_ids = [self.token_ids[k] for k in a]
         self.data = [self.data[k] for k in a]
         self.cstate = [self.cstate[k] for k in a]
         self.phi = self.phi[a]
+        self.psi = self.psi[a]
         self.status = self.status[a]
         self.truncated = self.truncated[a]
         self.stopped = self.stopped[a]
@@ -376,9 +474,12 @@ class SMC:
             return
         keep = [j for j, i in enumerate(live) if int(i) not in ending]
         self.batch.select(keep)
+        if self._next_logp is not None:
+            self._next_logp = self._next_logp[torch.as_tensor(keep, dtype=torch.long)]
         for i in ending:
             self.status[i] = DONE
             self.stopped[i] = True
+            self._untwist(i)
             if not self.bound.trivial and not self.bound.check(self.cstate[i], self.eos):
                 self.deaths["incomplete"] += 1
                 self.status[i] = DEAD

@@ -12,6 +12,9 @@ Overview:
 * :func:`check_potential` checks that a constraint's prefix check is sound on examples:
   every prefix of an accepted string must be accepted.
 * :func:`total_variation` between two distributions given as dicts.
+* :func:`check_dead_prefix` (from :mod:`awrs_adapters.prefix_check`): every byte-trie
+  subtree a constraint's ``dead_prefix`` prunes holds no token the definition allows,
+  exhaustively on a small vocabulary.
 
 Example::
 
@@ -34,10 +37,14 @@ import torch
 
 from .constraint import BoundConstraint, as_constraint, split
 from .lm.function import FunctionLM
+from .prefix_check import DeadPrefixReport, DeadPrefixViolation, check_dead_prefix
 from .vocab import decode_prefix
 
 __all__ = [
+    "DeadPrefixReport",
+    "DeadPrefixViolation",
     "ProperWeightingReport",
+    "check_dead_prefix",
     "check_potential",
     "check_prefix_soundness",
     "check_proper_weighting",

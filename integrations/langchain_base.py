@@ -107,7 +107,7 @@ class AWRSFields:
     method: str = "awrs-smc"
     """``awrs-smc`` (default), ``lcd``, ``sample-verify`` or ``mask-smc``."""
     ess_threshold: float | None = None
-    """Resample when ESS < ess_threshold·N; None: 0.5 from 8 particles up, none below."""
+    """Resample when ESS < ess_threshold·N; None: 0.5 (at every N); 0 never resamples."""
     resampling: str = "stratified"
     """Resampling scheme."""
     seed: int | None = None
