@@ -25,7 +25,7 @@ import torch
 
 from ..errors import ConfigError, VocabularyError
 
-__all__ = ["check_text", "encode_prompt"]
+__all__ = ["check_text", "context_message", "encode_prompt"]
 
 
 def check_text(text: str, name: str) -> None:
@@ -40,16 +40,20 @@ def check_text(text: str, name: str) -> None:
 
 
 def encode_prompt(
-    tokenizer: Any, prompt: Any, *, fallback_id: int, rows: int, context_length: int | None = None
+    tokenizer: Any, prompt: Any, *, fallback_id: int, rows: int,
+    context_length: int | None = None, max_tokens: int | None = None,
 ) -> list[int]:
     """Token ids of ``prompt``.
 
     A ``str`` is tokenized as is (with the tokenizer's own special tokens, e.g. BOS);
     a list of ``{"role", "content"}`` messages goes through the chat template with
-    ``add_generation_prompt=True``; a list of ints (or an int tensor) is used as token
-    ids, each in ``[0, rows)`` (the model's embedding rows); ``None`` is the empty
-    prompt. An empty prompt becomes ``[bos]`` (``[fallback_id]`` without BOS). A prompt
-    of ``context_length`` tokens or more is refused (no room to generate).
+    ``add_generation_prompt=True``; a list of ints, or an int tensor or array of shape
+    ``[n]`` or ``[1, n]``, is used as token ids, each in ``[0, rows)`` (the model's
+    embedding rows); ``None`` is the empty prompt. An empty prompt becomes ``[bos]``
+    (``[fallback_id]`` without BOS). A prompt of ``context_length`` tokens or more is
+    refused (no room to generate), and so is one that leaves fewer than ``max_tokens``
+    positions (when given): the model would run past the positions it was trained on.
+    A batch (shape ``[b, n]``, ``b > 1``) is refused: pass one prompt.
     """
     ids = _encode(tokenizer, prompt, fallback_id, rows)
     if context_length is not None and len(ids) >= context_length:
@@ -57,7 +61,19 @@ def encode_prompt(
             f"the prompt is {len(ids)} tokens; the model reads at most {context_length} "
             "(max_position_embeddings), and generating needs room after the prompt: "
             "shorten the prompt")
+    if context_length is not None and max_tokens is not None and len(ids) + max_tokens > context_length:
+        raise ConfigError(context_message(len(ids), max_tokens, context_length))
     return ids
+
+
+def context_message(prompt_tokens: int, max_tokens: int | None, context_length: int) -> str:
+    """The message for a prompt plus ``max_tokens`` that do not fit the context."""
+    room = context_length - prompt_tokens
+    asked = f"max_tokens={max_tokens}" if max_tokens is not None else "the generation"
+    return (
+        f"the prompt is {prompt_tokens} tokens and {asked} would take it past the "
+        f"{context_length} positions the model reads (max_position_embeddings), where its "
+        f"outputs are not defined; pass max_tokens <= {room}, or shorten the prompt")
 
 
 def _encode(tok: Any, prompt: Any, fallback_id: int, rows: int) -> list[int]:
@@ -73,10 +89,8 @@ def _encode(tok: Any, prompt: Any, fallback_id: int, rows: int) -> list[int]:
         if not ids:
             ids = [int(tok.bos_token_id if tok.bos_token_id is not None else fallback_id)]
         return ids
-    if isinstance(prompt, torch.Tensor):
-        if prompt.is_floating_point() or prompt.is_complex():
-            raise ConfigError(f"prompt is a {prompt.dtype} tensor; token ids are integers")
-        return _check_ids([int(i) for i in prompt.reshape(-1).tolist()], rows)
+    if isinstance(prompt, torch.Tensor | np.ndarray):
+        return _check_ids(_array_ids(prompt), rows)
     if isinstance(prompt, Sequence) and prompt and all(isinstance(m, Mapping) for m in prompt):
         return _encode_chat(tok, prompt)
     if isinstance(prompt, Sequence) and prompt and all(
@@ -87,6 +101,33 @@ def _encode(tok: Any, prompt: Any, fallback_id: int, rows: int) -> list[int]:
         f"prompt={prompt!r:.80}; pass a string, a list of chat messages "
         '[{"role": "user", "content": "..."}], or a list of token ids'
     )
+
+
+def _array_ids(prompt: torch.Tensor | np.ndarray) -> list[int]:
+    """Token ids of a tensor or array of shape ``[n]`` or ``[1, n]`` (a batch is refused)."""
+    kind = "tensor" if isinstance(prompt, torch.Tensor) else "array"
+    if isinstance(prompt, torch.Tensor):
+        integer = not (prompt.is_floating_point() or prompt.is_complex()
+                       or prompt.dtype == torch.bool)
+    else:
+        integer = np.issubdtype(prompt.dtype, np.integer)
+    if not integer:
+        raise ConfigError(f"prompt is a {prompt.dtype} {kind}; token ids are integers "
+                          "(e.g. tokenizer(text, return_tensors='pt').input_ids)")
+    shape = tuple(prompt.shape)
+    if len(shape) == 2 and shape[0] == 1:
+        prompt = prompt[0]
+    elif len(shape) == 2:
+        raise ConfigError(
+            f"prompt is a {kind} of shape {list(shape)}: a batch of {shape[0]} prompts; pass "
+            f"one prompt (shape [n] or [1, n]), e.g. prompt[0], and call once per prompt "
+            "(model.generate(..., custom_generate=smc_generate) from "
+            "awrs_adapters.integrations.transformers takes batches)")
+    elif len(shape) > 2:
+        raise ConfigError(
+            f"prompt is a {kind} of shape {list(shape)}; pass one prompt of token ids, "
+            "shape [n] or [1, n]")
+    return [int(i) for i in prompt.reshape(-1).tolist()]
 
 
 def _encode_chat(tok: Any, messages: Sequence[Mapping[str, Any]]) -> list[int]:

@@ -33,7 +33,7 @@ import torch
 from ..errors import ConfigError, LMError, ModelNotFoundError
 from ..vocab import Vocabulary
 from .base import LanguageModel, ParticleBatch, merge_end_tokens
-from .prompts import encode_prompt
+from .prompts import context_message, encode_prompt
 from .tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
 
 __all__ = ["TransformersBatch", "TransformersLM"]
@@ -195,16 +195,19 @@ class TransformersLM(LanguageModel):
         return int(cfg.vocab_size)
 
     # -- prompts ------------------------------------------------------------------
-    def encode_prompt(self, prompt: Any) -> list[int]:
+    def encode_prompt(self, prompt: Any, *, max_tokens: int | None = None) -> list[int]:
         """Token ids of ``prompt`` (:func:`~awrs_adapters.lm.prompts.encode_prompt`).
 
         A ``str`` is tokenized as is (with the tokenizer's own special tokens, e.g. BOS);
         a list of ``{"role", "content"}`` messages goes through the chat template with
-        ``add_generation_prompt=True``; a list of ints is used as token ids; ``None`` is
-        the empty prompt. An empty prompt becomes ``[bos]`` (or ``[eos]`` without BOS).
+        ``add_generation_prompt=True``; a list of ints (or an int tensor of shape ``[n]``
+        or ``[1, n]``) is used as token ids; ``None`` is the empty prompt. An empty
+        prompt becomes ``[bos]`` (or ``[eos]`` without BOS). With ``max_tokens``, a
+        prompt that leaves fewer positions than that is refused (ConfigError).
         """
         return encode_prompt(self.tokenizer, prompt, fallback_id=self._eos,
-                             rows=self._embedding_rows(), context_length=self.context_length)
+                             rows=self._embedding_rows(), context_length=self.context_length,
+                             max_tokens=max_tokens)
 
     @property
     def context_length(self) -> int | None:
@@ -236,20 +239,26 @@ class TransformersLM(LanguageModel):
         return out.logits[:, -1, :], new_cache
 
     def start(
-        self, prompt: Any, num_particles: int, *, temperature: float = 1.0
+        self, prompt: Any, num_particles: int, *, temperature: float = 1.0,
+        max_tokens: int | None = None,
     ) -> TransformersBatch:
         """Prefill ``prompt`` once and return ``num_particles`` rows sharing its cache.
 
         ``temperature`` divides the raw logits (before the end tokens are merged); the
         engine's own ``temperature`` argument divides the merged log-probabilities,
-        which is the same when the model has one end token.
+        which is the same when the model has one end token. ``max_tokens`` (optional):
+        refuse at once (ConfigError) a prompt that leaves fewer positions than that.
+        Without it, a step that would write past the model's context length
+        (``max_position_embeddings``) raises :class:`~awrs_adapters.errors.LMError`
+        naming max_tokens and the context length, instead of running where the model's
+        outputs are not defined.
         """
         if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 0:
             raise ConfigError(f"num_particles={num_particles!r}; pass an int >= 1")
         t = float(temperature)
         if not (t > 0.0 and math.isfinite(t)):
             raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
-        ids = self.encode_prompt(prompt)
+        ids = self.encode_prompt(prompt, max_tokens=max_tokens)
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         with torch.inference_mode():
             logits, cache = self.forward(x, None)
@@ -260,7 +269,9 @@ class TransformersLM(LanguageModel):
                 )
             if num_particles != 1:
                 cache.batch_repeat_interleave(num_particles)
-        return TransformersBatch(self, cache, logits.expand(num_particles, -1), num_particles, t)
+        batch = TransformersBatch(self, cache, logits.expand(num_particles, -1), num_particles, t)
+        batch.prompt_tokens = batch.length = len(ids)
+        return batch
 
     def postprocess(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """Normalised log-probabilities (float32) with the end tokens merged into EOS."""
@@ -304,6 +315,9 @@ class TransformersBatch(ParticleBatch):
         #: optional ``fn(scores [rows, V] float32 copy) -> scores``, applied to the raw
         #: logits before normalisation and the EOS merge (e.g. generate's processors)
         self.logits_processor: Callable[[torch.Tensor], torch.Tensor] | None = None
+        #: positions in the KV cache (every row has the same), and of the prompt
+        self.length = 0
+        self.prompt_tokens = 0
 
     @property
     def num_rows(self) -> int:
@@ -323,6 +337,12 @@ class TransformersBatch(ParticleBatch):
             raise ValueError(f"extend got {len(token_ids)} tokens for {self.n} rows")
         if self.n == 0:
             return
+        limit = self.lm.context_length
+        if limit is not None and self.length >= limit:
+            made = self.length - self.prompt_tokens
+            raise LMError(
+                f"generation reached the model's context length after {made} tokens: "
+                + context_message(self.prompt_tokens, None, limit))
         x = torch.tensor(token_ids, dtype=torch.long).reshape(self.n, 1)
         if x.device != self.lm.device:
             x = x.to(self.lm.device)
@@ -330,6 +350,7 @@ class TransformersBatch(ParticleBatch):
             if self._pending is not None:
                 self._apply_pending()
             self.logits, self.cache = self.lm.forward(x, self.cache, keep_last=False)
+        self.length += 1
         self._lp = None
 
     def _apply_pending(self) -> None:
