@@ -22,6 +22,7 @@ from awrs_adapters.constraints import Grammar, JSONSchema, Predicate
 from awrs_adapters.constraints.json_schema import SchemaCheck
 from awrs_adapters.errors import ConfigError, LookaheadBudgetWarning
 from awrs_adapters.lm import FunctionLM
+from awrs_adapters.prefix_check import check_dead_prefix
 from awrs_adapters.vocab import Vocabulary
 
 
@@ -120,6 +121,10 @@ def test_a_raising_prefix_call_rejects_its_token_only():
     assert bound.dead_prefix(b"", 1) == 2          # (the raising probe "a" is skipped)
     assert bound.check(b"", 2)
     assert pred.errors_count == 1 and isinstance(pred.last_error, IndexError)
+    # the shipped checker: no pruned subtree holds a token the definition allows
+    report = check_dead_prefix(pred, Vocabulary(tokens, 3), depth=2)
+    report.assert_ok()
+    assert report.claims > 0
 
     # end to end: "a" holds most of the mass, so it is drawn first and rejected
     p = np.log([0.90, 0.05, 0.04, 0.01])
@@ -140,13 +145,16 @@ def test_a_raising_call_inside_the_lookahead_prunes_nothing():
             raise ValueError("a bug at the end of the text")
         return set(s) <= {"a", "é"}
 
-    tokens = [b"\xc3", b"\xc3\xa9a", b"a", b""]
-    pred = Predicate(complete=lambda s: True, prefix=prefix, errors="reject")
-    bound = pred.bind(Vocabulary(tokens, 3))
+    tokens = [b"\xc3", b"\xc3\xa9a", b"a", b"x", b""]
+    pred = Predicate(complete=lambda s: set(s) <= {"a", "é"}, prefix=prefix, errors="reject")
+    bound = pred.bind(Vocabulary(tokens, 4))
     assert not bound.check(b"", 0)
     assert bound.dead_prefix(b"", 0) is None
     assert bound.check(b"", 1)                     # "éa" itself is fine
     assert pred.errors_count >= 1
+    report = check_dead_prefix(pred, Vocabulary(tokens, 4), depth=3)
+    report.assert_ok()
+    assert report.claims > 0                       # ("x" is pruned, for a proven reason)
 
 
 # -- the look-ahead's time budget --------------------------------------------------------
