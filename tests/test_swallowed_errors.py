@@ -20,6 +20,7 @@ import pytest
 from awrs_adapters import ConstraintError, generate
 from awrs_adapters.constraints import Grammar, JSONSchema, Predicate
 from awrs_adapters.constraints.json_schema import SchemaCheck
+from awrs_adapters.constraints.predicate import likely_first
 from awrs_adapters.errors import ConfigError, LookaheadBudgetWarning
 from awrs_adapters.lm import FunctionLM
 from awrs_adapters.prefix_check import check_dead_prefix
@@ -194,6 +195,26 @@ def test_the_time_budget_stops_a_slow_lookahead_and_warns_once():
     assert len(budget) == 1
     assert "'slow letters'" in str(budget[0].message)
     assert "lookahead_seconds=0.2" in str(budget[0].message)
+
+
+def test_a_very_slow_function_overshoots_the_time_budget_by_one_call_at_most():
+    """Broken variant: the clock read every 32 calls only (``slow = False``): 32 calls
+    of 30 ms, about 1 s spent on a 0.3 s budget."""
+    calls = [0]
+
+    def prefix(s: str) -> bool:
+        calls[0] += 1
+        time.sleep(0.03)
+        return set(s) <= {"a"}
+
+    likely_first(range(0x10000, 0x40000))  # the order of b"\xf0"'s characters, cached
+    bound = Predicate(complete=lambda s: True, prefix=prefix, lookahead_seconds=0.3,
+                      name="very slow").bind(Vocabulary(LEADS, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LookaheadBudgetWarning)
+        assert bound.check(b"a", 1)
+    assert calls[0] <= 1 + 11                       # the text, then about 10 characters
+    assert bound.lookahead_seconds_spent < 0.3 + 0.2
 
 
 def test_the_call_budget_warns_once_naming_it_and_no_time_bound_is_kept():
