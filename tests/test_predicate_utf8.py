@@ -137,7 +137,7 @@ def test_the_checks_keep_every_string_the_definition_accepts(tokens, chars):
     Under test: ``implied_posterior``, Q over the token sequences the bound lets
     through (``check``, or ``sweep_check`` as mask-smc's sweep uses it, with every
     ``dead_prefix`` subtree pruned whatever the visiting order). Exact: TV < 1e-12.
-    Broken variants seen failing (monkeypatched, tests/independent.py's module doc):
+    Broken variants seen failing (monkeypatched; see tests/independent.py):
     the look-ahead trying only U+FFFD for an unfinished character (TV 0.87 on "aé",
     0.88 on "a中", 0.5 on "é中", 0.17 on "a乙"); tokens ending inside a character
     rejected outright (the same); ``dead_prefix`` declaring the first byte of a
