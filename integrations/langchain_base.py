@@ -110,6 +110,9 @@ class AWRSFields:
     """Resample when ESS < ess_threshold·N; None: 0.5 (at every N); 0 never resamples."""
     resampling: str = "stratified"
     """Resampling scheme."""
+    twist: str = "end"
+    """``end``: resampling anticipates whether a particle can end validly before
+    ``max_tokens`` (target unchanged); ``none``: it does not."""
     seed: int | None = None
     """Seed of each call (None: fresh randomness)."""
     constraint: Any = Field(default=None, exclude=True)
