@@ -17,6 +17,7 @@ left with no valid token). ``--full`` takes every pattern;
 the quick default takes every 12th (30 patterns), never a hand-picked set.
 
 Run: python benchmarks/patterns.py [--full] [--ns 1,4,8] [--methods awrs-smc,lcd,...]
+(``awrs-smc:none``: awrs-smc without the end-aware twist)
 """
 
 from __future__ import annotations
@@ -115,8 +116,11 @@ def prompt(p: str) -> list[dict]:
 
 
 def run_one(lm, p: str, method: str, N: int, seed: int, tau: float | None = None) -> dict:
+    """One generation; ``method`` may carry a twist: ``"awrs-smc:none"`` (see SMC's twist)."""
     counted = Counted(p)
     kw = {"stop": ["\n"]} if "stop" in inspect.signature(SMC).parameters else {}
+    if ":" in method:
+        method, kw["twist"] = method.split(":", 1)
     if tau is not None:
         kw["ess_threshold"] = tau
     t0 = time.perf_counter()

@@ -3,8 +3,9 @@
 For each exact FunctionLM task and N in 2, 4, 8, 16: ``--runs`` independent runs with
 ``ess_threshold`` 0 (never resample) and 0.5; the mean over runs of one run's total-variation
 distance to the exact posterior (by enumeration of the complete check), and the TV of the
-runs' pooled posterior. The evidence behind the default ``ess_threshold=None`` (no
-resampling below 8 particles; see ``awrs_adapters.resampling.resolve_ess_threshold``).
+runs' pooled posterior. (It was the evidence behind an earlier default that did not
+resample below 8 particles; the default is now 0.5 at every N, with the end-aware twist:
+see benchmarks/end_twist.py.)
 
 Run: python benchmarks/resampling_small_n.py [--runs 300]
 """

@@ -21,6 +21,7 @@ SCRIPTS = [
     ("lm_overhead.py", []),
     ("accuracy.py", []),
     ("resampling_small_n.py", []),
+    ("end_twist.py", ["--runs", "200"]),
     ("outlines_compare.py", []),
     ("processor_compare.py", []),
     ("langchain_structured.py", []),
