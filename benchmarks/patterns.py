@@ -168,6 +168,9 @@ def main() -> None:
     ap.add_argument("--name", default="patterns")
     ap.add_argument("--seed", type=int, default=0,
                     help="pattern i runs with seed i + 100003 * SEED (0: the reported runs)")
+    ap.add_argument("--seeds", default=None,
+                    help="comma-separated SEEDs run one after another (overrides --seed); "
+                         "rows carry their seed, compare with benchmarks/patterns_paired.py")
     ap.add_argument("--ess-threshold", type=float, default=None,
                     help="SMC's tau (default: SMC's default)")
     ap.add_argument("--no-plain", action="store_true",
@@ -187,41 +190,42 @@ def main() -> None:
     torch.set_grad_enabled(False)
     run_one(lm, valid[0], "awrs-smc", 1, 0)  # warm-up: first forward, tables, caches
     rows, points = [], {}
-    per_pattern: list[dict] = []
-    for N in ns:
-        for m in methods:
-            rs = []
-            for i, p in enumerate(valid):
-                r = run_one(lm, p, m, N, seed=i + 100_003 * a.seed, tau=a.ess_threshold)
-                r["plain"] = math.nan if a.no_plain else plain_seconds(lm, p, N, r["steps"])
-                rs.append(r)
-                per_pattern.append({"pattern": p, "method": m, "N": N, **r})
-                print(f"{m} N={N} {i + 1}/{len(valid)} {r['seconds']:.2f}s "
-                      f"success={r['success']:.2f}", file=sys.stderr, flush=True)
-            succ = float(np.mean([r["success"] for r in rs]))
-            med = statistics.median(r["seconds"] for r in rs)
-            plain = statistics.median(r["plain"] for r in rs)
-            ratio = statistics.median(r["seconds"] / r["plain"] for r in rs)
-            tokens = sum(r["tokens"] for r in rs)
-            dead = [c for r in rs for c in r["dead_calls"]]
-            dead_checks = [c for r in rs for c in r["dead_checks"]]
-            rows.append((m, N, f"{succ:.3f}", f"{np.mean([r['ok'] for r in rs]):.3f}",
-                         f"{max(r['bad_mass'] for r in rs):.3f}", f"{med:.2f}", f"{plain:.2f}",
-                         f"{ratio:.2f}", f"{sum(r['checks'] for r in rs) / max(tokens, 1):.1f}",
-                         f"{sum(r['calls'] for r in rs) / max(tokens, 1):.1f}",
-                         f"{np.mean(dead_checks):.0f} / {np.mean(dead):.0f} ({len(dead)})"
-                         if dead else "- (0)"))
-            points.setdefault(m, []).append((med, succ, N))
-            print(rows[-1], flush=True)
+    seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else [a.seed]
+    # one line per pattern, written as it comes so an interrupted run keeps what it measured
+    out = open(RESULTS / f"{a.name}.jsonl", "w")
+    configs = [(seed, N, m) for seed in seeds for N in ns for m in methods]
+    for seed, N, m in configs:
+        rs = []
+        for i, p in enumerate(valid):
+            r = run_one(lm, p, m, N, seed=i + 100_003 * seed, tau=a.ess_threshold)
+            r["plain"] = math.nan if a.no_plain else plain_seconds(lm, p, N, r["steps"])
+            rs.append(r)
+            out.write(json.dumps({"pattern": p, "method": m, "N": N, "seed": seed, **r}) + "\n")
+            out.flush()
+            print(f"seed {seed} {m} N={N} {i + 1}/{len(valid)} {r['seconds']:.2f}s "
+                  f"success={r['success']:.2f}", file=sys.stderr, flush=True)
+        succ = float(np.mean([r["success"] for r in rs]))
+        med = statistics.median(r["seconds"] for r in rs)
+        plain = statistics.median(r["plain"] for r in rs)
+        ratio = statistics.median(r["seconds"] / r["plain"] for r in rs)
+        tokens = sum(r["tokens"] for r in rs)
+        dead = [c for r in rs for c in r["dead_calls"]]
+        dead_checks = [c for r in rs for c in r["dead_checks"]]
+        rows.append((m, N, seed, f"{succ:.3f}", f"{np.mean([r['ok'] for r in rs]):.3f}",
+                     f"{max(r['bad_mass'] for r in rs):.3f}", f"{med:.2f}", f"{plain:.2f}",
+                     f"{ratio:.2f}", f"{sum(r['checks'] for r in rs) / max(tokens, 1):.1f}",
+                     f"{sum(r['calls'] for r in rs) / max(tokens, 1):.1f}",
+                     f"{np.mean(dead_checks):.0f} / {np.mean(dead):.0f} ({len(dead)})"
+                     if dead else "- (0)"))
+        points.setdefault(m, []).append((med, succ, N))
+        print(rows[-1], flush=True)
+    out.close()
     body = (f"{len(valid)} patterns ({len(pats) - len(valid)} do not compile), "
             f"max {MAX_TOKENS} tokens, stop at a newline, default model.\n\n" + table(
-        ["method", "N", "success", "ok rate", "max mass on non-matching", "median s / generation",
+        ["method", "N", "seed", "success", "ok rate", "max mass on non-matching", "median s / generation",
          "plain sampling s (same steps, N)", "median ratio to plain", "sampler checks / token",
          "predicate calls / token", "checks / calls per dead-end draw (draws)"], rows))
     report(a.name, "Pattern matching (AWRS paper domain): Python regex predicates", body)
-    with open(RESULTS / f"{a.name}.jsonl", "w") as f:  # one line per pattern, for analysis
-        for row in per_pattern:
-            f.write(json.dumps(row) + "\n")
     try:
         import matplotlib
 
