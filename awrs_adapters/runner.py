@@ -116,8 +116,19 @@ def run_streaming(
             method=params.method, ess_threshold=params.ess_threshold,
             resampling=params.resampling, temperature=params.temperature, rng=rng,
             stop=stop, twist=params.twist,
+            deadline=None if params.timeout is None else t_start + params.timeout,
         )
-        for _ in smc:
+        steps = iter(smc)
+        while True:
+            try:
+                next(steps)
+            except StopIteration:
+                break
+            except GenerationTimeoutError as e:  # inside a draw: say which limit it was
+                raise GenerationTimeoutError(
+                    f"generation passed timeout={params.timeout} s ({e}); raise timeout, or "
+                    "lower num_particles / max_tokens, or make the constraint's checks faster"
+                ) from None
             if params.timeout is not None and time.perf_counter() - t_start > params.timeout:
                 raise GenerationTimeoutError(
                     f"generation passed timeout={params.timeout} s after {smc.t} tokens with "

@@ -58,6 +58,7 @@ import torch
 from . import resampling as rs
 from .awrs import AWRS, TokenDraw
 from .constraint import as_constraint, split
+from .deadline import DeadlineBound
 from .errors import ConfigError, LMError
 from .lm.base import LanguageModel
 from .proposals import DirectSampler, MaskSampler
@@ -145,6 +146,10 @@ class SMC:
             lineages that cannot end before ``max_tokens`` (see the module doc; it
             leaves the target and ``log_ml`` unchanged); ``"none"``: resample on the
             untwisted weights.
+        deadline: ``time.perf_counter()`` seconds after which a token draw stops with
+            :class:`~awrs_adapters.errors.GenerationTimeoutError` (within one check;
+            see :mod:`awrs_adapters.deadline`); None (default): no limit. The runner
+            sets it from ``timeout``.
     """
 
     def __init__(
@@ -164,12 +169,14 @@ class SMC:
         switch: str | int = "adaptive",
         stop: Sequence[str] | None = None,
         twist: str = "end",
+        deadline: float | None = None,
     ) -> None:
         validate_args(num_particles, max_tokens, method, ess_threshold, resampling, temperature,
                       twist)
         if not isinstance(rng, np.random.Generator):
             raise ConfigError(f"rng={rng!r}; pass a numpy.random.Generator (np.random.default_rng(seed))")
         self.t0 = time.perf_counter()
+        self.deadline = deadline
         self.lm = lm
         self.vocab = lm.vocab
         self.eos = lm.vocab.eos_token_id
@@ -307,7 +314,12 @@ class SMC:
         if self.t >= self.max_tokens:
             draws = self._force_eos(logp, states)
         else:
-            draws = self.proposal.sample(logp, self.bound, states, self.rng)
+            bound = self.bound
+            if self.deadline is not None:
+                bound = DeadlineBound(bound, self.deadline, (
+                    f"generation passed its deadline inside the token draws of step "
+                    f"{self.t + 1} ({len(live)} live particles)"))
+            draws = self.proposal.sample(logp, bound, states, self.rng)
         cont_rows: list[int] = []
         cont_tokens: list[int] = []
         for j, (i, d) in enumerate(zip(live, draws, strict=True)):

@@ -1,0 +1,66 @@
+"""A wall-clock deadline inside token draws: a bound whose checks raise once time is up.
+
+A generation's ``timeout`` is checked between steps, but one step can hold many slow
+checks (a dead-end draw under a 1 ms predicate makes thousands). :class:`DeadlineBound`
+wraps a bound for the duration of one step's draws and reads the clock before each
+check, sweep check and mask, so a draw stops within one check of the deadline. The
+look-ahead inside a single check has its own budget (``Predicate(lookahead_seconds=)``).
+
+Example::
+
+    import time
+    from awrs_adapters.constraints import Predicate
+    from awrs_adapters.deadline import DeadlineBound
+    from awrs_adapters.errors import GenerationTimeoutError
+    from awrs_adapters.vocab import Vocabulary
+
+    bound = Predicate(lambda s: s == "a").bind(Vocabulary([b"a", b""], 1))
+    late = DeadlineBound(bound, time.perf_counter() - 1.0, "too late")
+    try:
+        late.check(b"", 0)
+    except GenerationTimeoutError as e:
+        print(e)   # too late
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .errors import GenerationTimeoutError
+
+__all__ = ["DeadlineBound"]
+
+
+class DeadlineBound:
+    """``bound`` with every check preceded by a clock read against ``deadline``.
+
+    Args:
+        bound: the bound constraint to delegate to (its other attributes pass through).
+        deadline: ``time.perf_counter()`` seconds after which a check raises.
+        message: the :class:`~awrs_adapters.errors.GenerationTimeoutError`'s message.
+    """
+
+    def __init__(self, bound: Any, deadline: float, message: str) -> None:
+        self.bound = bound
+        self.deadline = deadline
+        self.message = message
+
+    def _tick(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise GenerationTimeoutError(self.message)
+
+    def check(self, state: Any, token_id: int) -> bool:
+        self._tick()
+        return self.bound.check(state, token_id)
+
+    def sweep_check(self, state: Any, token_id: int) -> bool:
+        self._tick()
+        return self.bound.sweep_check(state, token_id)
+
+    def fast_mask(self, state: Any) -> Any:
+        self._tick()
+        return self.bound.fast_mask(state)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.bound, name)

@@ -1,0 +1,75 @@
+"""``timeout`` interrupts inside a token draw (awrs_adapters.deadline).
+
+A dead-end draw under a slow predicate makes one call per token; checking the timeout
+only between steps lets one step run for seconds past it. Broken variant seen failing:
+SMC ignoring its ``deadline`` (the runner's between-step check only): the timeout is
+read only after the first step's draws (4 particles × 60 calls × 50 ms), so the error
+is the between-step one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from awrs_adapters.constraints import Predicate
+from awrs_adapters.deadline import DeadlineBound
+from awrs_adapters.errors import GenerationTimeoutError
+from awrs_adapters.lm import FunctionLM
+from awrs_adapters.runner import RunParams, run_streaming
+from awrs_adapters.smc import SMC
+from awrs_adapters.vocab import Vocabulary
+
+#: 60 one-letter tokens (distinct first bytes: no trie pruning) and EOS
+TOKENS = [bytes([65 + i]) for i in range(60)] + [b""]
+EOS = len(TOKENS) - 1
+CALL_SECONDS = 0.05
+
+
+def slow_dead_end() -> Predicate:
+    """Rejects every token after a 50 ms call: a draw makes 60 calls (3 s) and dies."""
+    def prefix(s: str) -> bool:
+        time.sleep(CALL_SECONDS)
+        return s == ""
+
+    return Predicate(lambda s: s == "A", prefix=prefix, name="slow dead end")
+
+
+def uniform_lm() -> FunctionLM:
+    return FunctionLM(TOKENS, EOS, lambda prefix: np.zeros(len(TOKENS)))
+
+
+@pytest.mark.parametrize("method", ["awrs-smc", "mask-smc"])
+def test_timeout_stops_inside_a_draw(method):
+    params = RunParams(num_particles=4, max_tokens=4, method=method, seed=0, timeout=0.5)
+    t0 = time.perf_counter()
+    with pytest.raises(GenerationTimeoutError, match=r"timeout=0\.5 s .*inside the token draws"):
+        run_streaming(uniform_lm(), None, slow_dead_end(), params)
+    elapsed = time.perf_counter() - t0
+    # one step's draws would take 4 × 3 s; the draw stops within one 50 ms call of the
+    # deadline (2 s leaves room for a loaded machine)
+    assert elapsed < 2.0, elapsed
+
+
+def test_no_deadline_no_wrapper_and_same_result():
+    """A deadline that does not bind changes nothing (same seed, same result)."""
+    lm = uniform_lm()
+    c = Predicate(lambda s: s in ("A", "AB"), prefix=lambda s: "AB".startswith(s))
+    a = SMC(lm, None, c, num_particles=8, max_tokens=3, rng=np.random.default_rng(1)).run()
+    b = SMC(lm, None, c, num_particles=8, max_tokens=3, rng=np.random.default_rng(1),
+            deadline=time.perf_counter() + 600).run()
+    assert a.posterior == b.posterior and a.log_ml == b.log_ml
+
+
+def test_deadline_bound_delegates_and_raises():
+    bound = Predicate(lambda s: s == "A").bind(Vocabulary(TOKENS, EOS))
+    live = DeadlineBound(bound, time.perf_counter() + 600, "late")
+    assert live.check(b"", 0) and live.has_slow == bound.has_slow
+    assert live.vocab is bound.vocab and live.initial_state() == b""
+    late = DeadlineBound(bound, time.perf_counter() - 1, "late")
+    for call in (lambda: late.check(b"", 0), lambda: late.sweep_check(b"", 0),
+                 lambda: late.fast_mask(b"")):
+        with pytest.raises(GenerationTimeoutError, match="late"):
+            call()
