@@ -250,6 +250,7 @@ def smc_generate(
     method: str = "awrs-smc",
     ess_threshold: float | None = None,
     resampling: str = "stratified",
+    twist: str = "end",
     seed: int | np.random.Generator | None = None,
     awrs_tokenizer: Any = None,
     awrs_streamer: Any = None,
@@ -280,7 +281,9 @@ def smc_generate(
     (a particle they stop ends there, and its text must pass the constraint's complete
     check; ``stop_strings`` end the output before the stop, see
     :mod:`awrs_adapters.stops`), left-padded batches (each prompt gets
-    its own population). ``seed`` (int or ``numpy.random.Generator``) makes runs
+    its own population). ``twist`` is SMC's end-aware resampling twist (``"end"``, the
+    default, or ``"none"``; see :mod:`awrs_adapters.smc`). ``seed`` (int or
+    ``numpy.random.Generator``) makes runs
     reproducible; by default it is drawn from torch's generator, so ``torch.manual_seed``
     works as with plain generate. ``awrs_tokenizer`` is required unless the model folder
     has a tokenizer; ``awrs_streamer`` receives the tokens every weighted particle
@@ -339,7 +342,7 @@ def smc_generate(
     stop_strings += [extra] if isinstance(extra, str) else list(extra)
     stop_strings = list(dict.fromkeys(stop_strings))
     params = RunParams(num_particles=num_particles, max_tokens=int(max_new), method=method,
-                       ess_threshold=ess_threshold, resampling=resampling,
+                       ess_threshold=ess_threshold, resampling=resampling, twist=twist,
                        temperature=0.0 if greedy else 1.0, seed=rng)  # one stream for all
     results, rows = [], []
     for b in range(B):

@@ -67,6 +67,25 @@ def test_smc_generate_batch_of_two_prompts_matches_direct_generate(setup):
         rng.random()  # smc_generate drew its sequence from the posterior with this rng
 
 
+def test_smc_generate_passes_the_twist(setup):
+    """``twist`` reaches SMC: ``twist="none"`` equals direct generate with it (and differs
+    from the default "end" twist on this seed); an unknown twist is a ConfigError.
+    Broken variant seen failing: smc_generate accepting ``twist`` but not passing it."""
+    model, tok = setup
+    inputs = tok(["hello there"], return_tensors="pt")
+    ids = inputs["input_ids"][0].tolist()
+    lm = TransformersLM(model, tok)
+    kw = dict(custom_generate=smc_generate, constraint=LETTERS, num_particles=16,
+              max_new_tokens=6, awrs_tokenizer=tok)
+    out = model.generate(**inputs, seed=5, twist="none", **kw).results[0]
+    direct = {t: generate(lm, ids, LETTERS, num_particles=16, max_tokens=6, seed=5, twist=t)
+              for t in ("none", "end")}
+    assert out.posterior == direct["none"].posterior and out.log_ml == direct["none"].log_ml
+    assert direct["none"].log_ml != direct["end"].log_ml
+    with pytest.raises(ConfigError, match="twist"):
+        model.generate(**inputs, seed=5, twist="bogus", **kw)
+
+
 def test_smc_generate_samples_by_default_greedy_only_when_asked(setup):
     model, tok = setup
     assert len(tok) > 50  # so that a default top_k=50 would change the posterior
