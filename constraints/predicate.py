@@ -77,20 +77,26 @@ def _fn_name(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
+def _refuse_awaitable(v: Any, message: str) -> None:
+    """A ConstraintError with ``message`` if ``v`` is awaitable (closed first, so Python
+    does not also warn that the coroutine was never awaited)."""
+    if inspect.isawaitable(v):
+        close = getattr(v, "close", None)
+        if callable(close):
+            close()
+        raise ConstraintError(message)
+
+
 def _as_bool(v: Any, fn: Any, what: str, text: str, name: str) -> bool:
     """``v`` if it is a bool (or ``numpy.bool_``); otherwise a ConstraintError."""
     if v is True or v is False:
         return v
     if isinstance(v, np.bool_):
         return bool(v)
-    if inspect.isawaitable(v):
-        close = getattr(v, "close", None)
-        if callable(close):
-            close()  # no "coroutine was never awaited" warning
-        raise ConstraintError(
-            f"{name}'s {what} function {_fn_name(fn)} returned a coroutine on text {text!r:.80} "
-            "(an async function?); a Predicate's check must return a bool: pass a plain def "
-            "function (run any async work inside it, e.g. with asyncio.run)")
+    _refuse_awaitable(v, f"{name}'s {what} function {_fn_name(fn)} returned a coroutine on "
+                      f"text {text!r:.80} (an async function?); a Predicate's check must "
+                      "return a bool: pass a plain def function (run any async work inside "
+                      "it, e.g. with asyncio.run)")
     raise ConstraintError(
         f"{name}'s {what} function {_fn_name(fn)} returned {v!r:.60} ({type(v).__name__}) on "
         f"text {text!r:.80}; a Predicate's check must return a bool (True or False; "
@@ -483,13 +489,9 @@ class Potential(Constraint):
             if v is _RAISED:
                 self.errors_count += 1
                 return -math.inf
-            if inspect.isawaitable(v):
-                close = getattr(v, "close", None)
-                if callable(close):
-                    close()  # no "coroutine was never awaited" warning
-                raise ConstraintError(
-                    f"{self.name}'s {what} function returned a coroutine on text {text!r:.80} "
-                    "(an async function?); return a log-weight from a plain def function")
+            _refuse_awaitable(v, f"{self.name}'s {what} function returned a coroutine on "
+                              f"text {text!r:.80} (an async function?); return a log-weight "
+                              "from a plain def function")
             if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer):
                 # None (a missing return) or a bool would silently read as a weight
                 raise ConstraintError(

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pytest
 from hypothesis import settings
+from pydantic import BaseModel, field_validator
 
 from awrs_adapters.constraint import BoundConstraint
 from awrs_adapters.lm import FunctionLM
@@ -16,6 +17,19 @@ from awrs_adapters.lm import FunctionLM
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("ci")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class F(BaseModel):
+    """Take an odd number. (A tool argument model with a validator no schema expresses.)"""
+
+    x: int
+
+    @field_validator("x")
+    @classmethod
+    def odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError("x must be odd")
+        return v
 
 
 class SetBound(BoundConstraint):

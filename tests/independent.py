@@ -303,3 +303,25 @@ def definition(reference: Reference) -> Predicate:
     """The reference as a constraint with no prefix check, for ``exact_posterior``
     (which uses only the complete check)."""
     return Predicate(complete=reference, name="independent reference")
+
+
+def check_sampler_against(
+    lm: FunctionLM, constraint: Any, reference: Reference, max_tokens: int, *,
+    lcd_gap: float, num_particles: int, seed: int = 0,
+) -> float:
+    """Assert the sampler's implied target equals the reference's exact posterior, that
+    LCD is more than ``lcd_gap`` away from it (in TV) and that awrs-smc's posterior with
+    ``num_particles`` is within ``lcd_gap``; return that TV."""
+    from awrs_adapters import generate
+    from awrs_adapters.testing import exact_lcd, exact_posterior, total_variation
+
+    exact, z = exact_posterior(lm, definition(reference), max_tokens)
+    implied, z_implied = implied_posterior(lm, constraint, max_tokens)
+    assert z > 0 and math.isclose(z_implied, z, rel_tol=1e-12), (z_implied, z)
+    assert total_variation(exact, implied) < 1e-12
+    assert total_variation(exact, exact_lcd(lm, constraint, max_tokens)) > lcd_gap
+    r = generate(lm, None, constraint, num_particles=num_particles, max_tokens=max_tokens,
+                 seed=seed)
+    tv = total_variation(exact, r.posterior)
+    assert tv < lcd_gap, tv
+    return tv

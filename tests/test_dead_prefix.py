@@ -364,17 +364,7 @@ def test_tool_calls_with_validators():
     """ToolCalls with a pydantic validator (x odd): llguidance & a Predicate on the
     arguments (``AndBound``). ``4}`` is dead (closed even), ``4`` is not (``41``).
     Catches ``first_byte``: ``4}`` rejected prunes ``4``."""
-    from pydantic import BaseModel, field_validator
-
-    class F(BaseModel):
-        x: int
-
-        @field_validator("x")
-        @classmethod
-        def odd(cls, v: int) -> int:
-            if v % 2 == 0:
-                raise ValueError("x must be odd")
-            return v
+    from conftest import F
 
     tool = {"type": "function", "function": {"name": "f", "parameters": {
         "type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}}

@@ -29,7 +29,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.tools import tool
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel
 from typing_extensions import TypedDict
 
 from awrs_adapters import ConfigError, generate
@@ -44,23 +44,10 @@ from awrs_adapters.lm.function import FunctionLM
 from awrs_adapters.testing import exact_posterior, total_variation
 from awrs_adapters.vocab import Vocabulary
 
-from conftest import hashed_lm
+from conftest import F, hashed_lm
 
 HEAD = '<tool_call>\n{"name": "f", "arguments": {"x": '
 TAIL = "}}\n</tool_call>"
-
-
-class F(BaseModel):
-    """Take an odd number."""
-
-    x: int
-
-    @field_validator("x")
-    @classmethod
-    def odd(cls, v: int) -> int:
-        if v % 2 == 0:
-            raise ValueError("x must be odd")
-        return v
 
 
 def f_tool(minimum: int = 0) -> dict:
