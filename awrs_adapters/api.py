@@ -16,12 +16,14 @@ Example::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from .deadline import check_timeout, timeout_error
+from .errors import ConfigError, GenerationTimeoutError
 from .lm.base import LanguageModel
 from .results import SMCResult
 from .smc import SMC
@@ -53,6 +55,7 @@ def generate(
     estimator: str = "recursive",
     stop: Sequence[str] | None = None,
     twist: str = "end",
+    timeout: float | None = None,
 ) -> SMCResult:
     """Sample from ``P(x) ∝ Q(x | prompt)·C(x)`` over strings of at most ``max_tokens`` tokens.
 
@@ -77,6 +80,10 @@ def generate(
         twist: ``"end"`` (default): resampling anticipates whether a particle can end
             validly before ``max_tokens`` (a twist that leaves the target and ``log_ml``
             unchanged; see :mod:`awrs_adapters.smc`); ``"none"``: it does not.
+        timeout: seconds the whole generation may take; past it a
+            :class:`~awrs_adapters.errors.GenerationTimeoutError` is raised (read before
+            every constraint check inside token draws and before every step, so it
+            stops within one check or one model step). None (default): no limit.
 
     Returns:
         An :class:`~awrs_adapters.results.SMCResult`; ``result.ok`` is False (and
@@ -92,9 +99,15 @@ def generate(
             "awrs_adapters.lm.TransformersLM(model, tokenizer) or load one with "
             "awrs_adapters.models.load()"
         )
-    return SMC(
+    secs = check_timeout(timeout)
+    smc = SMC(
         lm, prompt, constraint,
         num_particles=num_particles, max_tokens=max_tokens, method=method,
         ess_threshold=ess_threshold, resampling=resampling, temperature=temperature,
         rng=make_rng(seed), estimator=estimator, stop=stop, twist=twist,
-    ).run()
+        deadline=None if secs is None else time.perf_counter() + secs,
+    )
+    try:
+        return smc.run()
+    except GenerationTimeoutError as e:
+        raise timeout_error(secs, e) from None

@@ -24,12 +24,31 @@ Example::
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 from .errors import GenerationTimeoutError
 
-__all__ = ["DeadlineBound"]
+__all__ = ["DeadlineBound", "check_timeout", "timeout_error"]
+
+
+def check_timeout(timeout: object) -> float | None:
+    """``timeout`` as seconds (None: no limit), or a ConfigError naming the value."""
+    from .errors import ConfigError
+
+    t = timeout
+    if t is not None and (isinstance(t, bool) or not isinstance(t, int | float)
+                          or not (t > 0 and math.isfinite(t))):
+        raise ConfigError(f"timeout={t!r}; pass seconds > 0, or None for no limit")
+    return None if t is None else float(t)
+
+
+def timeout_error(timeout: float | None, inner: Exception) -> GenerationTimeoutError:
+    """The user-facing error for a deadline passed inside the engine (``inner``)."""
+    return GenerationTimeoutError(
+        f"generation passed timeout={timeout} s ({inner}); raise timeout, or lower "
+        "num_particles / max_tokens, or make the constraint's checks faster")
 
 
 class DeadlineBound:

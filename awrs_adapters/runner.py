@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .api import make_rng
+from .deadline import check_timeout, timeout_error
 from .errors import ConfigError, GenerationTimeoutError
 from .lm.base import LanguageModel
 from .resampling import normalise
@@ -66,10 +67,7 @@ class RunParams:
                       self.resampling, self.temperature, self.twist)
         if self.seed is not None:
             make_rng(self.seed)
-        t = self.timeout
-        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float)
-                              or not (t > 0 and math.isfinite(t))):
-            raise ConfigError(f"timeout={t!r}; pass seconds > 0, or None for no limit")
+        check_timeout(self.timeout)
         r = self.max_retries
         if isinstance(r, bool) or not isinstance(r, int | np.integer) or r < 0:
             raise ConfigError(f"max_retries={r!r}; pass an int >= 0 (0: no retry)")
@@ -125,10 +123,7 @@ def run_streaming(
             except StopIteration:
                 break
             except GenerationTimeoutError as e:  # inside a draw: say which limit it was
-                raise GenerationTimeoutError(
-                    f"generation passed timeout={params.timeout} s ({e}); raise timeout, or "
-                    "lower num_particles / max_tokens, or make the constraint's checks faster"
-                ) from None
+                raise timeout_error(params.timeout, e) from None
             if params.timeout is not None and time.perf_counter() - t_start > params.timeout:
                 raise GenerationTimeoutError(
                     f"generation passed timeout={params.timeout} s after {smc.t} tokens with "

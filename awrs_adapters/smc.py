@@ -59,7 +59,7 @@ from . import resampling as rs
 from .awrs import AWRS, TokenDraw
 from .constraint import as_constraint, split
 from .deadline import DeadlineBound
-from .errors import ConfigError, LMError
+from .errors import ConfigError, GenerationTimeoutError, LMError
 from .lm.base import LanguageModel
 from .proposals import DirectSampler, MaskSampler
 from .results import Particle, SMCResult, Stats
@@ -306,6 +306,8 @@ class SMC:
 
     def step(self) -> None:
         """Advance every live particle by one token, reweight, maybe resample."""
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise GenerationTimeoutError(f"generation passed its deadline before step {self.t + 1}")
         live = np.flatnonzero(self.status == LIVE)
         logp = self._next_logp if self._next_logp is not None else self._logprobs()
         self._next_logp = None

@@ -73,3 +73,26 @@ def test_deadline_bound_delegates_and_raises():
                  lambda: late.fast_mask(b"")):
         with pytest.raises(GenerationTimeoutError, match="late"):
             call()
+
+
+def test_generate_takes_a_timeout():
+    """``generate(timeout=)`` stops inside the first draw; a bad value is a ConfigError.
+    Broken variant seen failing: generate not passing the deadline to SMC."""
+    from awrs_adapters import ConfigError, generate
+
+    t0 = time.perf_counter()
+    with pytest.raises(GenerationTimeoutError, match=r"timeout=0\.3 s .*inside the token draws"):
+        generate(uniform_lm(), None, slow_dead_end(), num_particles=4, max_tokens=4, seed=0,
+                 timeout=0.3)
+    assert time.perf_counter() - t0 < 2.0
+    for bad in (0, -1.0, float("nan"), "5", True):
+        with pytest.raises(ConfigError, match="timeout="):
+            generate(uniform_lm(), None, None, timeout=bad)
+
+
+def test_a_deadline_passed_between_steps_stops_the_next_step():
+    lm = uniform_lm()
+    smc = SMC(lm, None, None, num_particles=2, max_tokens=3, rng=np.random.default_rng(0),
+              deadline=time.perf_counter() - 1)
+    with pytest.raises(GenerationTimeoutError, match="before step 1"):
+        smc.run()
