@@ -173,6 +173,10 @@ def main() -> None:
                          "rows carry their seed, compare with benchmarks/patterns_paired.py")
     ap.add_argument("--ess-threshold", type=float, default=None,
                     help="SMC's tau (default: SMC's default)")
+    ap.add_argument("--resume", action="store_true",
+                    help="append to NAME.jsonl, skipping the generations it already holds")
+    ap.add_argument("--pattern-major", action="store_true",
+                    help="run every seed, N and method of a pattern before the next")
     ap.add_argument("--no-plain", action="store_true",
                     help="skip timing plain sampling (success figures only)")
     a = ap.parse_args()
@@ -191,19 +195,41 @@ def main() -> None:
     run_one(lm, valid[0], "awrs-smc", 1, 0)  # warm-up: first forward, tables, caches
     rows, points = [], {}
     seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else [a.seed]
-    # one line per pattern, written as it comes so an interrupted run keeps what it measured
-    out = open(RESULTS / f"{a.name}.jsonl", "w")
-    configs = [(seed, N, m) for seed in seeds for N in ns for m in methods]
-    for seed, N, m in configs:
-        rs = []
-        for i, p in enumerate(valid):
-            r = run_one(lm, p, m, N, seed=i + 100_003 * seed, tau=a.ess_threshold)
-            r["plain"] = math.nan if a.no_plain else plain_seconds(lm, p, N, r["steps"])
-            rs.append(r)
-            out.write(json.dumps({"pattern": p, "method": m, "N": N, "seed": seed, **r}) + "\n")
-            out.flush()
-            print(f"seed {seed} {m} N={N} {i + 1}/{len(valid)} {r['seconds']:.2f}s "
-                  f"success={r['success']:.2f}", file=sys.stderr, flush=True)
+    index = {p: i for i, p in enumerate(valid)}  # a pattern's seed offset: its place in the file
+    path = RESULTS / f"{a.name}.jsonl"
+    done: dict[tuple, dict] = {}
+    if a.resume and path.exists():
+        for line in open(path):
+            r = json.loads(line)
+            done[(r["pattern"], r["method"], r["N"], r.get("seed", 0))] = r
+    jobs = [(seed, N, m, p) for seed in seeds for N in ns for m in methods for p in valid]
+    if a.pattern_major:
+        # every seed and method of one pattern before the next, patterns in a fixed
+        # random order (those already begun first): any prefix of the run is a random,
+        # fully paired subset of the split
+        order = list(np.random.default_rng(0).permutation(len(valid)))
+        begun = {k[0] for k in done}
+        order.sort(key=lambda i: valid[i] not in begun)
+        jobs = [(seed, N, m, valid[i]) for i in order for seed in seeds for N in ns
+                for m in methods]
+    # one line per generation, written as it comes so an interrupted run keeps what it
+    # measured (--resume appends to it and skips what it holds)
+    out = open(path, "a" if a.resume else "w")
+    for k, (seed, N, m, p) in enumerate(jobs):
+        if (p, m, N, seed) in done:
+            continue
+        r = run_one(lm, p, m, N, seed=index[p] + 100_003 * seed, tau=a.ess_threshold)
+        r["plain"] = math.nan if a.no_plain else plain_seconds(lm, p, N, r["steps"])
+        done[(p, m, N, seed)] = {"pattern": p, "method": m, "N": N, "seed": seed, **r}
+        out.write(json.dumps(done[(p, m, N, seed)]) + "\n")
+        out.flush()
+        print(f"{k + 1}/{len(jobs)} seed {seed} {m} N={N} {r['seconds']:.2f}s "
+              f"success={r['success']:.2f}", file=sys.stderr, flush=True)
+    out.close()
+    for seed, N, m in [(seed, N, m) for seed in seeds for N in ns for m in methods]:
+        rs = [done[(p, m, N, seed)] for p in valid if (p, m, N, seed) in done]
+        if not rs:
+            continue
         succ = float(np.mean([r["success"] for r in rs]))
         med = statistics.median(r["seconds"] for r in rs)
         plain = statistics.median(r["plain"] for r in rs)
@@ -211,7 +237,7 @@ def main() -> None:
         tokens = sum(r["tokens"] for r in rs)
         dead = [c for r in rs for c in r["dead_calls"]]
         dead_checks = [c for r in rs for c in r["dead_checks"]]
-        rows.append((m, N, seed, f"{succ:.3f}", f"{np.mean([r['ok'] for r in rs]):.3f}",
+        rows.append((m, N, seed, len(rs), f"{succ:.3f}", f"{np.mean([r['ok'] for r in rs]):.3f}",
                      f"{max(r['bad_mass'] for r in rs):.3f}", f"{med:.2f}", f"{plain:.2f}",
                      f"{ratio:.2f}", f"{sum(r['checks'] for r in rs) / max(tokens, 1):.1f}",
                      f"{sum(r['calls'] for r in rs) / max(tokens, 1):.1f}",
@@ -219,10 +245,12 @@ def main() -> None:
                      if dead else "- (0)"))
         points.setdefault(m, []).append((med, succ, N))
         print(rows[-1], flush=True)
-    out.close()
     body = (f"{len(valid)} patterns ({len(pats) - len(valid)} do not compile), "
-            f"max {MAX_TOKENS} tokens, stop at a newline, default model.\n\n" + table(
-        ["method", "N", "seed", "success", "ok rate", "max mass on non-matching", "median s / generation",
+            f"max {MAX_TOKENS} tokens, stop at a newline, default model. Seconds: median "
+            "per generation, prefill included. The plain baseline keeps all N rows for every "
+            "step (generate pads finished rows), where SMC drops finished and dead particles "
+            "from the batch: its ratio favours SMC where particles end early.\n\n" + table(
+        ["method", "N", "seed", "patterns run", "success", "ok rate", "max mass on non-matching", "median s / generation",
          "plain sampling s (same steps, N)", "median ratio to plain", "sampler checks / token",
          "predicate calls / token", "checks / calls per dead-end draw (draws)"], rows))
     report(a.name, "Pattern matching (AWRS paper domain): Python regex predicates", body)

@@ -22,11 +22,13 @@ SCRIPTS = [
     ("accuracy.py", []),
     ("resampling_small_n.py", []),
     ("end_twist.py", ["--runs", "200"]),
+    ("float32_weights.py", ["--runs", "100", "--model-runs", "5"]),
     ("outlines_compare.py", []),
     ("processor_compare.py", []),
     ("langchain_structured.py", []),
     ("jsonschemabench.py", ["--limit", "10", "--timeout", "15"]),
     ("patterns.py", ["--every", "24"]),
+    ("slow_predicate.py", ["--every", "24"]),
 ]
 
 
