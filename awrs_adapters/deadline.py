@@ -3,8 +3,9 @@
 A generation's ``timeout`` is checked between steps, but one step can hold many slow
 checks (a dead-end draw under a 1 ms predicate makes thousands). :class:`DeadlineBound`
 wraps a bound for the duration of one step's draws and reads the clock before each
-check, sweep check and mask, so a draw stops within one check of the deadline. The
-look-ahead inside a single check has its own budget (``Predicate(lookahead_seconds=)``).
+check, sweep check and mask, so a draw stops within one check of the deadline; a
+Predicate's look-ahead inside split characters (thousands of calls in one check) reads
+the same deadline (:func:`active_deadline`) and stops too.
 
 Example::
 
@@ -26,11 +27,21 @@ from __future__ import annotations
 
 import math
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from .errors import GenerationTimeoutError
 
-__all__ = ["DeadlineBound", "check_timeout", "timeout_error"]
+__all__ = ["DeadlineBound", "active_deadline", "check_timeout", "timeout_error"]
+
+#: the deadline of the check running now (set by DeadlineBound around each check), so a
+#: long look-ahead inside one check can stop too
+_ACTIVE: ContextVar[float | None] = ContextVar("awrs_adapters_deadline", default=None)
+
+
+def active_deadline() -> float | None:
+    """The ``time.perf_counter()`` deadline of the check running now, or None."""
+    return _ACTIVE.get()
 
 
 def check_timeout(timeout: object) -> float | None:
@@ -71,11 +82,19 @@ class DeadlineBound:
 
     def check(self, state: Any, token_id: int) -> bool:
         self._tick()
-        return self.bound.check(state, token_id)
+        active = _ACTIVE.set(self.deadline)
+        try:
+            return self.bound.check(state, token_id)
+        finally:
+            _ACTIVE.reset(active)
 
     def sweep_check(self, state: Any, token_id: int) -> bool:
         self._tick()
-        return self.bound.sweep_check(state, token_id)
+        active = _ACTIVE.set(self.deadline)
+        try:
+            return self.bound.sweep_check(state, token_id)
+        finally:
+            _ACTIVE.reset(active)
 
     def fast_mask(self, state: Any) -> Any:
         self._tick()

@@ -35,7 +35,13 @@ import numpy as np
 
 from ..caching import LRUCache
 from ..constraint import BoundConstraint, Constraint
-from ..errors import ConfigError, ConstraintError, LookaheadBudgetWarning
+from ..deadline import active_deadline
+from ..errors import (
+    ConfigError,
+    ConstraintError,
+    GenerationTimeoutError,
+    LookaheadBudgetWarning,
+)
 from ..vocab import Vocabulary, split_pending
 
 __all__ = ["DEFAULT_LOOKAHEAD_SECONDS", "LookaheadBudgetWarning", "Potential", "Predicate"]
@@ -367,6 +373,8 @@ class _PredicateBound(BoundConstraint):
         if limit:
             big = len(chars) > 64
             secs = self.pred.lookahead_seconds if big else None
+            # the generation's timeout, when a draw runs under one (see deadline.py)
+            deadline = active_deadline() if big else None
             t0 = time.perf_counter()
             n = 0
             slow = True  # read the clock after every call while calls average > 10 us
@@ -380,9 +388,14 @@ class _PredicateBound(BoundConstraint):
                         raised = True  # this character is rejected; it proves nothing
                     # a budget overshoots by at most one slow call (or 32 fast ones:
                     # reading the clock costs about as much as a fast call)
-                    if secs is not None and (slow or not n % 32):
-                        spent = time.perf_counter() - t0
-                        if self.lookahead_seconds_spent + spent > secs:
+                    if (secs is not None or deadline is not None) and (slow or not n % 32):
+                        now = time.perf_counter()
+                        if deadline is not None and now > deadline:
+                            raise GenerationTimeoutError(
+                                f"generation passed its deadline inside {self.pred.name}'s "
+                                f"look-ahead after {n} calls")
+                        spent = now - t0
+                        if secs is not None and self.lookahead_seconds_spent + spent > secs:
                             self._bind("lookahead_seconds")
                             return True  # out of time: hold the character back (sound)
                         slow = spent > n * 1e-5

@@ -96,3 +96,21 @@ def test_a_deadline_passed_between_steps_stops_the_next_step():
               deadline=time.perf_counter() - 1)
     with pytest.raises(GenerationTimeoutError, match="before step 1"):
         smc.run()
+
+
+def test_timeout_stops_a_long_look_ahead_inside_one_check():
+    """A lone 4-byte lead byte makes one check try up to 196,608 characters (here until
+    ``lookahead_seconds=5`` runs out): the deadline stops it from inside. Broken variant
+    seen failing: the look-ahead not reading the active deadline (the check runs its
+    5 s budget and the error comes after it, between steps)."""
+    def prefix(s: str) -> bool:
+        time.sleep(0.0002)
+        return s == ""
+
+    lm = FunctionLM([b"\xf0", b""], 1, lambda prefix: np.zeros(2))
+    c = Predicate(lambda s: s == "", prefix=prefix, name="nothing")
+    t0 = time.perf_counter()
+    with pytest.raises(GenerationTimeoutError, match="look-ahead"):
+        run_streaming(lm, None, c, RunParams(num_particles=1, max_tokens=2, seed=0,
+                                             timeout=0.5))
+    assert time.perf_counter() - t0 < 2.0
