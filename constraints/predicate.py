@@ -51,12 +51,13 @@ _RAISED = object()  # what _call returns for a raising function under errors="re
 #: Most characters an exhaustive sweep tries for one unfinished character.
 SWEEP_LOOKAHEAD = 4096
 
-#: Default ``lookahead_seconds``: wall-clock seconds one generation's look-aheads may
-#: spend on characters more than one byte short. Measured on 2 shared CPU cores: a
-#: prefix function using the ``regex`` package's partial match takes 3.3 us a call, so
-#: the whole call budget (1,048,576 calls) takes about 3.5 s and binds first; a 1 ms
-#: function is stopped after 5 s (4,609 calls) instead of about 19 minutes.
-DEFAULT_LOOKAHEAD_SECONDS = 5.0
+#: Default ``lookahead_seconds``: None, no wall-clock bound. A time bound decides what is
+#: held back from timings taken during the run, so the same seed gave different results
+#: under different load (measured: a fast ``regex`` prefix function hit a 5 s bound on a
+#: loaded 2-core machine and all 8 particles of one generation died where the unloaded
+#: run succeeded). The call budget bounds the work deterministically; ``timeout`` bounds
+#: the wall clock by raising, also inside a look-ahead.
+DEFAULT_LOOKAHEAD_SECONDS: float | None = None
 
 
 def _is_async(fn: Any) -> bool:
@@ -179,15 +180,16 @@ class Predicate(Constraint):
             function: rejecting SmolLM2's three lone 4-byte leads costs 524,288 calls
             per text. Default 1,048,576: two such rejections per generation.
         lookahead_seconds: the same bound in wall-clock seconds spent in those
-            look-ahead calls (None: no time bound), for a slow prefix function: at 1 ms
-            a call the call budget alone allows about 17 minutes per generation. Default
-            :data:`DEFAULT_LOOKAHEAD_SECONDS` (5 s). A look-ahead that runs past it stops
-            and holds its character back. Whichever budget binds first, one
+            look-ahead calls, for a slow prefix function (at 1 ms a call the call budget
+            allows about 17 minutes per generation). Default None: no time bound, so the
+            same seed gives the same result whatever the machine load; bound a slow
+            function's generations with ``timeout=`` instead (it raises, also from inside
+            a look-ahead). With seconds given, a look-ahead that runs past them stops and
+            holds its character back: still sound, but what is held back then depends on
+            timing, so two runs with the same seed can differ under different load.
+            Whichever budget binds first, one
             :class:`~awrs_adapters.errors.LookaheadBudgetWarning` per generation names
-            the constraint and the budget. Results stay sound, but since what is held
-            back then depends on timing, two runs with the same seed can differ under
-            different machine load, only in generations where this budget binds (the
-            default rarely does: only with slow prefix functions).
+            the constraint and the budget.
 
     Attributes:
         errors_count: calls of ``complete``/``prefix`` that raised and were read as a
@@ -231,7 +233,7 @@ class Predicate(Constraint):
                 or not lookahead_seconds >= 0 or math.isnan(lookahead_seconds)):
             raise ConfigError(
                 f"lookahead_seconds={lookahead_seconds!r}; pass a number of seconds >= 0 "
-                f"(default {DEFAULT_LOOKAHEAD_SECONDS}) or None for no time bound")
+                "or None (the default) for no time bound")
         self.lookahead = lookahead
         self.lookahead_budget = lookahead_budget
         self.lookahead_seconds = None if lookahead_seconds is None else float(lookahead_seconds)

@@ -63,3 +63,30 @@ def test_switch_count_model():
     assert switch_rejections(Regex("[0-9]").bind(v)) == 8
     big = Vocabulary([b"%d" % i for i in range(49_152)] + [b""], 49_152)
     assert switch_rejections(Regex("[0-9]").bind(big)) == 49_153 // 256
+
+
+def test_predicate_look_ahead_does_not_depend_on_the_clock(monkeypatch):
+    """A Predicate's look-ahead decides from calls, not time, by default: with a clock
+    that jumps 1 s at every read (a heavily loaded machine), rejecting the lone lead
+    ``b"\\xf0"`` after ``"a"`` gives the same answer as on a quiet machine. Broken
+    variant seen failing: the former default ``lookahead_seconds=5`` (the look-ahead
+    stopped after five clock reads and held the character back: True instead of
+    False)."""
+    import awrs_adapters.constraints.predicate as P
+    from awrs_adapters.constraints import Predicate
+
+    vocab = Vocabulary([b"a", b"\xf0", b""], 2)
+
+    def letters(s: str) -> bool:
+        return set(s) <= {"a"}
+
+    quiet = Predicate(lambda s: True, prefix=letters).bind(vocab).check(b"a", 1)
+    clock = [0.0]
+
+    def jumping() -> float:
+        clock[0] += 1.0
+        return clock[0]
+
+    monkeypatch.setattr(P.time, "perf_counter", jumping)
+    loaded = Predicate(lambda s: True, prefix=letters).bind(vocab).check(b"a", 1)
+    assert quiet is False and loaded is quiet
