@@ -172,26 +172,74 @@ def summary(r: np.ndarray) -> tuple:
             f"{np.percentile(r, 95):.4f}", f"{r.max():.4f}", f"{r.min():.4f}")
 
 
-def toy_table(runs: int) -> str:
+def toy_table(runs: int, stress_runs: int) -> str:
     rows = []
     lms = {"float64": toy(torch.float64), "float32": toy(torch.float32)}
     for name, spec in PATHS.items():
+        n = stress_runs if "one token at a time" in name else runs
+        by = {}
         for dt, (lm, logz) in lms.items():
             t0 = time.perf_counter()
-            r = run_path(lm, logz, spec, runs)
-            rows.append((name, dt, *summary(r), f"{time.perf_counter() - t0:.1f}"))
+            by[dt] = r = run_path(lm, logz, spec, n)
+            rows.append((name, dt, *summary(r), "", f"{time.perf_counter() - t0:.1f}"))
             print(rows[-1], flush=True)
-        lm, logz = lms["float32"]
-        saved = awrs_mod.float64_rows, proposals_mod.float64_rows
-        awrs_mod.float64_rows = proposals_mod.float64_rows = _unrenormalised
-        try:
-            r = run_path(lm, logz, spec, runs)
-        finally:
-            awrs_mod.float64_rows, proposals_mod.float64_rows = saved
-        rows.append((name, "float32, no renormalising", *summary(r), ""))
-        print(rows[-1], flush=True)
+        differ = int((np.abs(by["float32"] - by["float64"]) > 1e-6 * by["float64"]).sum())
+        rows[-1] = (*rows[-1][:-2], f"{differ} of {n}", rows[-1][-1])
+        if name == "awrs-smc recursive, one token at a time":
+            lm, logz = lms["float32"]
+            saved = awrs_mod.float64_rows, proposals_mod.float64_rows
+            awrs_mod.float64_rows = proposals_mod.float64_rows = _unrenormalised
+            try:
+                r = run_path(lm, logz, spec, n)
+            finally:
+                awrs_mod.float64_rows, proposals_mod.float64_rows = saved
+            rows.append((name, "float32, no renormalising", *summary(r), "", ""))
+            print(rows[-1], flush=True)
     return table(["path", "row dtype", "runs", "mean Ẑ/Z ± s.e.", "median", "p95", "max", "min",
-                  "seconds"], rows)
+                  "seeds where float32 ≠ float64", "seconds"], rows)
+
+
+def tail_table(draws: int) -> str:
+    """The recursive estimator's tail, measured directly: one row, three valid tokens whose
+    mass (2e-4) is small next to some invalid ones, ``draws`` AWRS draws."""
+    V, m, valid = 40, 2e-4, [0, 1, 2]
+    lp = np.random.default_rng(3).normal(0.0, 2.0, V)
+    junk = np.ones(V, bool)
+    junk[valid] = False
+    lp[junk] += np.log((1 - m) / np.exp(lp[junk]).sum())
+    lp[valid] = np.log(m * np.array([1, 2, 3]) / 6)
+    bound = OneOfIds(V, valid)
+    rows = []
+    for dt in (torch.float64, torch.float32):
+        row = torch.tensor(lp, dtype=dt).reshape(1, -1).expand(draws, V)
+        out = awrs_mod.AWRS().sample(row, bound, [0] * draws, np.random.default_rng(0))
+        w = np.array([math.exp(d.log_weight) for d in out]) / m
+        rows.append((str(dt).split(".")[-1], *summary(w), f"{(w < 0.999).mean():.3f}",
+                     f"{(w > 1.001).mean():.3f}"))
+        print(rows[-1], flush=True)
+    return (f"One row, V = {V}, valid mass {m:g} on three tokens, smallest invalid token "
+            f"{np.exp(lp[junk]).min():.1e}, {draws:,} AWRS draws (recursive estimator), "
+            "weight / valid mass:\n\n"
+            + table(["row dtype", "draws", "mean ± s.e.", "median", "p95", "max", "min",
+                     "share below 1", "share above 1"], rows))
+
+
+class OneOfIds:
+    """Token ids in ``allowed`` pass (state-free), no pruning: the bare estimator."""
+
+    has_slow, has_fast, trivial = True, False, False
+
+    def __init__(self, V: int, allowed: list[int]) -> None:
+        from awrs_adapters.vocab import Vocabulary
+
+        self.allowed = frozenset(allowed)
+        self.vocab = Vocabulary([b"t%d" % i for i in range(V - 1)] + [b""], V - 1)
+
+    def check(self, state, token_id: int) -> bool:
+        return token_id in self.allowed
+
+    def dead_prefix(self, state, token_id: int):
+        return None
 
 
 def model_table(runs: int) -> str:
@@ -247,16 +295,27 @@ def model_table(runs: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--stress-runs", type=int, default=200,
+                    help="runs of the one-token-at-a-time paths (about 1 s each)")
     ap.add_argument("--model-runs", type=int, default=20)
+    ap.add_argument("--tail-draws", type=int, default=200_000)
+    ap.add_argument("--sections", default="toy,tail,model")
     ap.add_argument("--full", action="store_true", help="1,000 toy runs, 20 on the model")
     a = ap.parse_args()
     if a.full:
-        a.runs, a.model_runs = 1000, 20
-    body = (f"Toy: V = {V}, valid mass {VALID_MASS:g} on three tokens, N = {N}, 2 tokens.\n\n"
-            + toy_table(a.runs))
-    if a.model_runs:
+        a.runs, a.stress_runs, a.model_runs = 1000, 1000, 20
+    sections = a.sections.split(",")
+    body = ""
+    if "toy" in sections:
+        body += (f"Toy: V = {V}, valid mass {VALID_MASS:g} on three tokens, N = {N}, 2 "
+                 "tokens.\n\n" + toy_table(a.runs, a.stress_runs))
+    if "tail" in sections:
+        body += "\n\n" + tail_table(a.tail_draws)
+    if "model" in sections and a.model_runs:
         body += "\n\nDefault model, N = 8:\n\n" + model_table(a.model_runs)
-    report("float32_weights", "Weights on float32 rows with a tiny valid mass", body)
+    name = "float32_weights" if sections == ["toy", "tail", "model"] else \
+        "float32_weights_" + "_".join(sections)
+    report(name, "Weights on float32 rows with a tiny valid mass", body)
 
 
 if __name__ == "__main__":

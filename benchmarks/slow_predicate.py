@@ -37,7 +37,7 @@ except ImportError:
 CALL_SECONDS = 0.001
 
 
-def slow_predicate(pattern: str) -> tuple[Predicate, list[int]]:
+def slow_predicate(pattern: str, lookahead_seconds: float | None) -> tuple[Predicate, list[int]]:
     r = regex.compile(pattern)
     calls = [0]
 
@@ -58,30 +58,15 @@ def slow_predicate(pattern: str) -> tuple[Predicate, list[int]]:
         except TimeoutError:
             return False
 
-    return Predicate(complete, prefix=prefix, name=f"slow {pattern[:30]}"), calls
+    return Predicate(complete, prefix=prefix, name=f"slow {pattern[:30]}",
+                     lookahead_seconds=lookahead_seconds), calls
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--every", type=int, default=6)
-    ap.add_argument("--timeout", type=float, default=10.0)
-    ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--full", action="store_true", help="every pattern of the dev split")
-    a = ap.parse_args()
-    if a.full:
-        a.every = 1
-    pats = []
-    for p in load_patterns(a.every):
-        try:
-            regex.compile(p)
-            pats.append(p)
-        except regex.error:
-            pass
-    lm = models.load()
-    torch.set_grad_enabled(False)
+def measure(lm, pats: list[str], a, lookahead_seconds: float | None) -> list[dict]:
+    """One generation per pattern under ``a.timeout``: wall time, overshoot, warning."""
     per = []
     for i, p in enumerate(pats):
-        c, calls = slow_predicate(p)
+        c, calls = slow_predicate(p, lookahead_seconds)
         steps: list[float] = []
         last = [time.perf_counter()]
 
@@ -108,20 +93,46 @@ def main() -> None:
                     "steps": len(steps)})
         print(f"{i + 1}/{len(pats)} {wall:.1f}s timeout={timed_out} over={per[-1]['over']:.2f}s "
               f"longest step {longest:.2f}s calls {calls[0]} warned={warned}", flush=True)
-    wall = np.array([r["wall"] for r in per])
-    over = [r for r in per if r["timed_out"]]
-    worst = max((r["over"] / r["longest"] for r in over if r["longest"] > 0), default=0.0)
-    rows = [(len(per), f"{np.median(wall):.1f}", f"{wall.mean():.1f}",
-             f"{np.percentile(wall, 95):.1f}", f"{wall.max():.1f}", len(over),
-             f"{max((r['over'] for r in over), default=0.0):.3f}",
-             f"{worst:.2f}" if over else "-",
-             sum(r["warned"] for r in per),
-             f"{np.median([r['calls'] for r in per]):.0f} / {max(r['calls'] for r in per)}")]
+    return per
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--every", type=int, default=6)
+    ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--full", action="store_true", help="every pattern of the dev split")
+    a = ap.parse_args()
+    if a.full:
+        a.every = 1
+    pats = []
+    for p in load_patterns(a.every):
+        try:
+            regex.compile(p)
+            pats.append(p)
+        except regex.error:
+            pass
+    lm = models.load()
+    torch.set_grad_enabled(False)
+    rows = []
+    for secs in (None, 2.0):
+        per = measure(lm, pats, a, secs)
+        wall = np.array([r["wall"] for r in per])
+        over = [r for r in per if r["timed_out"]]
+        worst = max((r["over"] / r["longest"] for r in over if r["longest"] > 0), default=0.0)
+        rows.append(("none (default)" if secs is None else f"{secs:g} s", len(per),
+                     f"{np.median(wall):.1f}", f"{wall.mean():.1f}",
+                     f"{np.percentile(wall, 95):.1f}", f"{wall.max():.1f}", len(over),
+                     f"{max((r['over'] for r in over), default=0.0):.3f}",
+                     f"{worst:.2f}" if over else "-", sum(r["warned"] for r in per),
+                     f"{np.median([r['calls'] for r in per]):.0f} / "
+                     f"{max(r['calls'] for r in per)}"))
     body = (f"{len(pats)} patterns (every {a.every}th of the dev split), N = {a.n}, max "
             f"{MAX_TOKENS} tokens, stop at a newline, every predicate call sleeps "
-            f"{CALL_SECONDS * 1e3:g} ms, timeout = {a.timeout:g} s, default look-ahead budget.\n\n"
-            + table(["generations", "median s", "mean s", "p95 s", "max s", "timed out",
-                     "largest overshoot past timeout (s)",
+            f"{CALL_SECONDS * 1e3:g} ms, timeout = {a.timeout:g} s; with the default "
+            "look-ahead bounds (calls only) and with a 2 s wall-clock look-ahead bound.\n\n"
+            + table(["lookahead_seconds", "generations", "median s", "mean s", "p95 s",
+                     "max s", "timed out", "largest overshoot past timeout (s)",
                      "largest overshoot / that run's longest completed step",
                      "budget warning fired", "predicate calls (median / max)"], rows))
     report("slow_predicate", "A 1 ms predicate under timeout (pattern domain)", body)
