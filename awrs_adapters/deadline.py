@@ -30,7 +30,7 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-from .errors import GenerationTimeoutError
+from .errors import ConfigError, GenerationTimeoutError
 
 __all__ = ["DeadlineBound", "active_deadline", "check_timeout", "timeout_error"]
 
@@ -46,8 +46,6 @@ def active_deadline() -> float | None:
 
 def check_timeout(timeout: object) -> float | None:
     """``timeout`` as seconds (None: no limit), or a ConfigError naming the value."""
-    from .errors import ConfigError
-
     t = timeout
     if t is not None and (isinstance(t, bool) or not isinstance(t, int | float)
                           or not (t > 0 and math.isfinite(t))):
