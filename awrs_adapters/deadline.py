@@ -78,21 +78,20 @@ class DeadlineBound:
         if time.perf_counter() > self.deadline:
             raise GenerationTimeoutError(self.message)
 
-    def check(self, state: Any, token_id: int) -> bool:
+    def _guarded(self, check: Any, state: Any, token_id: int) -> bool:
+        """``check(state, token_id)`` after a clock read, with the deadline active inside."""
         self._tick()
         active = _ACTIVE.set(self.deadline)
         try:
-            return self.bound.check(state, token_id)
+            return check(state, token_id)
         finally:
             _ACTIVE.reset(active)
 
+    def check(self, state: Any, token_id: int) -> bool:
+        return self._guarded(self.bound.check, state, token_id)
+
     def sweep_check(self, state: Any, token_id: int) -> bool:
-        self._tick()
-        active = _ACTIVE.set(self.deadline)
-        try:
-            return self.bound.sweep_check(state, token_id)
-        finally:
-            _ACTIVE.reset(active)
+        return self._guarded(self.bound.sweep_check, state, token_id)
 
     def fast_mask(self, state: Any) -> Any:
         self._tick()
