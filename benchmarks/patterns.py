@@ -70,10 +70,13 @@ class Counted:
     def prefix(self, s: str) -> bool:
         self.calls += 1
         try:
-            m = self.r.match(s, partial=True, timeout=REGEX_TIMEOUT)
+            # fullmatch, not match: ``match`` prefers a complete match of a shorter
+            # prefix over a partial match of the whole text, so it rejected every
+            # extension of a text that already matched ("The x. The" + " The")
+            m = self.r.fullmatch(s, partial=True, timeout=REGEX_TIMEOUT)
         except TimeoutError:
             return True  # unknown: keep it (sound)
-        return m is not None and m.end() == len(s)
+        return m is not None
 
     def full(self, s: str) -> bool:
         try:

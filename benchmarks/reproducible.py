@@ -40,8 +40,7 @@ def tasks():
     r = regex.compile(r"^(\w)(\w)(?:\2\1)+$")
 
     def prefix(s: str) -> bool:
-        m = r.match(s, partial=True)
-        return m is not None and m.end() == len(s)
+        return r.fullmatch(s, partial=True) is not None  # see patterns.py
 
     yield ("json", [{"role": "user", "content": "Alice is 34. Give her as JSON."}],
            JSONSchema(PERSON), 40)
