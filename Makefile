@@ -8,6 +8,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers: the suite is mostly single-threaded Python (constraint checks,
+# LangChain) around small forwards, so two workers on two cores (each on one torch
+# thread, tests/conftest.py) take 11.6 min where one process took 18.1
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-fast smoke-plain bench lint clean install-vllm test-vllm bench-vllm
 
@@ -26,10 +30,10 @@ demo: $(STAMP)
 	$(PY) -m awrs_adapters.demo
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not model and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not model and not slow" $(PYTEST_ARGS)
 
 # what a user gets from a plain `pip install .` (no extras), in its own virtualenv
 smoke-plain:

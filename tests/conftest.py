@@ -17,6 +17,12 @@ from awrs_adapters.lm import FunctionLM
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("ci")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest-xdist workers on the two cores; a worker's model
+    # forwards on two torch threads each would oversubscribe them
+    import torch
+
+    torch.set_num_threads(1)
 
 
 class F(BaseModel):
