@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .api import generate, make_rng
 from .awrs import AWRS, TokenDraw
+from .batching import BatchError, Request, generate_batch
 from .errors import (
     AWRSError,
     ConfigError,
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AWRS",
     "AWRSError",
+    "BatchError",
     "ConfigError",
     "ConstraintError",
     "GenerationTimeoutError",
@@ -44,6 +46,7 @@ __all__ = [
     "ModelNotFoundError",
     "NoValidSampleError",
     "Particle",
+    "Request",
     "SMC",
     "SMCResult",
     "Stats",
@@ -52,5 +55,6 @@ __all__ = [
     "Vocabulary",
     "__version__",
     "generate",
+    "generate_batch",
     "make_rng",
 ]

@@ -219,6 +219,7 @@ class SMC:
         self.end_twist = twist == "end" and self.tau > 0.0 and not self.greedy
         self.psi = np.zeros(N)
         self._next_logp: torch.Tensor | None = None
+        self._cont = False  # advance() left live particles for settle() to twist
         self._end_ids: torch.Tensor | None = None
         self.status = np.full(N, LIVE, dtype=np.int8)
         self.truncated = np.zeros(N, dtype=bool)
@@ -306,6 +307,16 @@ class SMC:
 
     def step(self) -> None:
         """Advance every live particle by one token, reweight, maybe resample."""
+        self.advance()
+        self.settle()
+
+    def advance(self) -> None:
+        """First half of :meth:`step`: draw a token for every live particle and extend.
+
+        Reads this step's next-token rows (the batch's forward) and hands the new tokens
+        to the batch; a batch that shares its forwards with other prompts' batches (see
+        :mod:`awrs_adapters.batching`) runs them once every prompt has advanced.
+        """
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise GenerationTimeoutError(f"generation passed its deadline before step {self.t + 1}")
         live = np.flatnonzero(self.status == LIVE)
@@ -339,9 +350,15 @@ class SMC:
         self.stats.lm_seconds += time.perf_counter() - t0
         self.t += 1
         self.stats.steps += 1
-        if self.end_twist and cont_rows:
+        self._cont = bool(cont_rows)
+
+    def settle(self) -> None:
+        """Second half of :meth:`step`: the end-aware twist (which reads the next rows),
+        then the resampling decision."""
+        if self.end_twist and self._cont:
             self._next_logp = self._logprobs()
             self._retwist(self._next_logp)
+        self._cont = False
         self._maybe_resample()
 
     # -- the end-aware twist ---------------------------------------------------------

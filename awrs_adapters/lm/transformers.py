@@ -227,9 +227,21 @@ class TransformersLM(LanguageModel):
         return len(self.encode_prompt(prompt))
 
     # -- running ------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, cache: Any = None, *, keep_last: bool = True) -> tuple[torch.Tensor, Any]:
-        """One forward: ``(last-position logits [B, V], cache)``."""
+    def forward(
+        self, input_ids: torch.Tensor, cache: Any = None, *, keep_last: bool = True,
+        attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, Any]:
+        """One forward: ``(last-position logits [B, V], cache)``.
+
+        ``attention_mask`` ``[B, cached + new]`` (1 = a real token) and ``position_ids``
+        ``[B, new]``: rows padded to a common length (several prompts in one batch, see
+        :mod:`awrs_adapters.lm.shared`); None: every position is real.
+        """
         kwargs: dict[str, Any] = {self._cache_arg: cache, "use_cache": True}
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
         if keep_last and self._keep_arg is not None:
             kwargs[self._keep_arg] = 1
         out = self.model(input_ids=input_ids, **kwargs)

@@ -1,0 +1,244 @@
+"""Several prompts' particle batches sharing one forward per step (one padded KV cache).
+
+Overview: a :class:`SharedForward` wraps a
+:class:`~awrs_adapters.lm.transformers.TransformersLM` and hands out one
+:class:`SharedBatch` per prompt (``group.start(prompt, n)``, the
+:class:`~awrs_adapters.lm.base.LanguageModel` call the engine makes). Every member's rows
+live in one KV cache: prompts of different lengths are left-padded, an attention mask
+marks the real positions and each row carries its own position ids, so a row's
+next-token distribution is its unbatched one (up to float round-off). Extending a member
+only records its tokens; the first member that then asks for rows runs one forward for
+every member's pending tokens (the prefill of all prompts at once the first time). A
+member that has not extended by then gets a masked slot: its rows stay where they were.
+Prompts join before the group's first forward (joining a running cache is not supported).
+
+Example::
+
+    from awrs_adapters import models
+    from awrs_adapters.lm.shared import SharedForward
+    group = SharedForward(models.load())
+    a = group.start("Name a fruit.", 4)
+    b = group.start([{"role": "user", "content": "Say hi."}], 2)
+    a.logprobs().shape, b.logprobs().shape   # ([4, V], [2, V]): one prefill of both prompts
+    a.extend([1, 2, 3, 4]); b.extend([5, 6])
+    a.logprobs()                              # one forward of all 6 rows
+    print(group.forwards)                     # 2
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError, LMError
+from .base import ParticleBatch
+from .prompts import context_message
+from .transformers import TransformersLM
+
+__all__ = ["SharedBatch", "SharedForward"]
+
+#: token fed into masked slots and left padding (never attended to)
+_PAD = 0
+
+
+class SharedForward:
+    """A group of :class:`SharedBatch` members whose rows share one left-padded KV cache.
+
+    Use it where the engine expects a language model: it has ``vocab`` and
+    ``raw_temperature`` like the wrapped ``lm`` and its :meth:`start` returns a member.
+
+    Attributes:
+        lm: the wrapped :class:`~awrs_adapters.lm.transformers.TransformersLM`.
+        forwards: forwards run so far (the shared prefill included).
+        rows_per_forward: rows of each forward, in order (pending and masked rows).
+    """
+
+    raw_temperature = True
+
+    def __init__(self, lm: TransformersLM) -> None:
+        if not isinstance(lm, TransformersLM):
+            raise ConfigError(
+                f"lm={type(lm).__name__}; SharedForward batches a TransformersLM's forwards "
+                "(other models run one batch per prompt: awrs_adapters.batching does that)")
+        self.lm = lm
+        self.vocab = lm.vocab
+        self.members: list[SharedBatch] = []
+        self._waiting: list[SharedBatch] = []
+        self.cache: Any = None
+        self.mask: torch.Tensor | None = None  # [B, L] long: 1 where a row has a real token
+        self.pos: torch.Tensor | None = None  # [B] long: each row's next position id
+        self.logits: torch.Tensor | None = None  # [B, V]: each row's last real logits
+        self.forwards = 0
+        self.rows_per_forward: list[int] = []
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.vocab.eos_token_id
+
+    def prompt_length(self, prompt: Any) -> int:
+        return self.lm.prompt_length(prompt)
+
+    def start(
+        self, prompt: Any, num_particles: int, *, temperature: float = 1.0,
+        max_tokens: int | None = None,
+    ) -> SharedBatch:
+        """A member of ``num_particles`` rows conditioned on ``prompt`` (prefilled lazily).
+
+        Raises what :meth:`TransformersLM.start` raises for a bad prompt or argument, and
+        :class:`~awrs_adapters.errors.ConfigError` once the group has run a forward.
+        """
+        if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 0:
+            raise ConfigError(f"num_particles={num_particles!r}; pass an int >= 0")
+        t = float(temperature)
+        if not (t > 0.0 and math.isfinite(t)):
+            raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
+        if self.forwards:
+            raise ConfigError(
+                "this SharedForward has already run a forward; prompts join a group before "
+                "its first forward (start a new SharedForward for later prompts)")
+        ids = self.lm.encode_prompt(prompt, max_tokens=max_tokens)
+        member = SharedBatch(self, ids, num_particles, t)
+        self.members.append(member)
+        self._waiting.append(member)
+        return member
+
+    # -- forwards -------------------------------------------------------------------
+    def _device(self, x: torch.Tensor) -> torch.Tensor:
+        return x if x.device == self.lm.device else x.to(self.lm.device)
+
+    def _prefill(self) -> None:
+        members, self._waiting = self._waiting, []
+        width = max(len(m.ids) for m in members)
+        x = torch.tensor([[_PAD] * (width - len(m.ids)) + m.ids for m in members], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(m.ids)) + [1] * len(m.ids) for m in members],
+                            dtype=torch.long)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            logits, cache = self.lm.forward(self._device(x), None, attention_mask=self._device(mask),
+                                            position_ids=self._device(pos))
+        if cache is None:
+            raise ConfigError(
+                f"{type(self.lm.model).__name__} returned no KV cache (use_cache=True); pass a "
+                "causal LM whose forward returns its cache (any transformers decoder)")
+        self.cache, self.mask, self.pos, self.logits = cache, mask, mask.sum(-1), logits
+        for p, m in enumerate(members):
+            m.rows = torch.full((m.n,), p, dtype=torch.long)
+            m.length = m.prompt_tokens = len(m.ids)
+        self.forwards += 1
+        self.rows_per_forward.append(len(members))
+
+    def flush(self) -> None:
+        """Run the prefill, then one forward of every member's pending tokens, if any."""
+        if self._waiting:
+            self._prefill()
+        for m in self.members:
+            if m.n == 0:
+                m.tokens = None  # emptied after extending: nothing to run
+        if not any(m.tokens is not None for m in self.members):
+            return
+        live = [m for m in self.members if m.n > 0]
+        rows = torch.cat([m.rows for m in live])
+        toks = torch.tensor([t for m in live for t in (m.tokens or [_PAD] * m.n)], dtype=torch.long)
+        real = torch.tensor([int(m.tokens is not None) for m in live for _ in range(m.n)],
+                            dtype=torch.long)
+        assert self.mask is not None and self.pos is not None and self.logits is not None
+        identity = len(rows) == self.mask.shape[0] and bool(
+            torch.equal(rows, torch.arange(len(rows))))
+        if not identity:
+            idx = self._device(rows)
+            reorder = getattr(self.cache, "reorder_cache", None)
+            if callable(reorder):
+                reorder(idx)
+            else:
+                self.cache.batch_select_indices(idx)
+            self.mask, self.pos = self.mask[rows], self.pos[rows]
+        kept = self.logits.index_select(0, self._device(rows))  # masked rows keep these
+        self.mask = torch.cat([self.mask, real[:, None]], dim=1)
+        with torch.inference_mode():
+            logits, self.cache = self.lm.forward(
+                self._device(toks[:, None]), self.cache, keep_last=False,
+                attention_mask=self._device(self.mask), position_ids=self._device(self.pos[:, None]))
+        hold = self._device(real == 0)
+        if bool(hold.any()):
+            logits = torch.where(hold[:, None], kept.to(logits.dtype), logits)
+        self.logits = logits
+        self.pos = self.pos + real
+        offset = 0
+        for m in live:
+            m.rows = torch.arange(offset, offset + m.n)
+            offset += m.n
+            if m.tokens is not None:
+                m.length += 1
+            m.tokens = None
+            m._lp = None
+        self.forwards += 1
+        self.rows_per_forward.append(len(rows))
+        if not live:
+            self.cache = None
+
+
+class SharedBatch(ParticleBatch):
+    """One prompt's rows inside a :class:`SharedForward` (a :class:`ParticleBatch`)."""
+
+    def __init__(self, group: SharedForward, ids: list[int], n: int, temperature: float) -> None:
+        self.group = group
+        self.ids = ids
+        self.n = n
+        self.temperature = temperature
+        self.rows = torch.zeros(0, dtype=torch.long)  # this member's rows in the group
+        self.tokens: list[int] | None = None  # extended, not yet forwarded
+        self._lp: torch.Tensor | None = None
+        #: optional ``fn(scores [rows, V] float32 copy) -> scores`` (as TransformersBatch)
+        self.logits_processor: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.length = 0
+        self.prompt_tokens = 0
+
+    @property
+    def num_rows(self) -> int:
+        return self.n
+
+    def logprobs(self) -> torch.Tensor:
+        if self.tokens is not None or self.group._waiting:
+            self.group.flush()
+        if self._lp is None:
+            logits = self.group.logits
+            assert logits is not None
+            x = logits.index_select(0, self.rows.to(logits.device))
+            if self.logits_processor is not None:
+                x = self.logits_processor(x.float().clone())
+            with torch.inference_mode():
+                self._lp = self.group.lm.postprocess(x, self.temperature)
+        return self._lp
+
+    def extend(self, token_ids: Sequence[int]) -> None:
+        if len(token_ids) != self.n:
+            raise ValueError(f"extend got {len(token_ids)} tokens for {self.n} rows")
+        if self.n == 0:
+            return
+        if self.group._waiting:  # the prompt's rows exist only after the prefill
+            self.group.flush()
+        limit = self.group.lm.context_length
+        if limit is not None and self.length >= limit:
+            raise LMError(
+                f"generation reached the model's context length after "
+                f"{self.length - self.prompt_tokens} tokens: "
+                + context_message(self.prompt_tokens, None, limit))
+        self.tokens = [int(t) for t in token_ids]
+        self._lp = None
+
+    def select(self, rows: Sequence[int]) -> None:
+        idx = torch.as_tensor([int(r) for r in rows], dtype=torch.long)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.n):
+            raise IndexError(f"select rows {list(rows)} out of range for {self.n} rows")
+        if self in self.group._waiting:  # not prefilled: every row is the prompt's row
+            self.n = len(idx)
+            return
+        if self.tokens is not None:  # extended, not yet forwarded: the tokens move too
+            self.tokens = [self.tokens[int(i)] for i in idx]
+        self.rows = self.rows.index_select(0, idx)
+        self.n = len(idx)
+        if self._lp is not None:
+            self._lp = self._lp.index_select(0, idx.to(self._lp.device))
