@@ -26,6 +26,9 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import json
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
@@ -63,6 +66,19 @@ from .langchain_messages import (
 )
 
 __all__ = ["AWRSLLM", "ChatAWRS", "messages_to_chat"]
+
+#: results computed ahead by ``ChatAWRS.batch``/``abatch`` (one shared forward per step
+#: for every input), keyed by the rendered prompt and the call's arguments; each input's
+#: ``_generate`` (run by LangChain's own batch, callbacks and all) takes its result here
+_AHEAD: contextvars.ContextVar[dict | None] = contextvars.ContextVar("awrs_batch_ahead",
+                                                                      default=None)
+
+
+def _call_key(prompt: Any, stop: Any, kwargs: dict[str, Any]) -> str:
+    # LangChain's generate() pops the tracing-only arguments before _generate sees them
+    args = sorted((k, repr(v)) for k, v in kwargs.items()
+                  if k not in ("stop", "structured_output_format") and not k.startswith("ls_"))
+    return json.dumps([prompt, stop, args], sort_keys=True, default=repr)
 
 
 class ChatAWRS(AWRSFields, BaseChatModel):
@@ -199,10 +215,89 @@ class ChatAWRS(AWRSFields, BaseChatModel):
 
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         prompt, constraint = self._prepare(messages, kwargs)
-        res, lm = self._run(prompt, stop, kwargs, constraint=constraint)
+        ahead = _AHEAD.get()
+        done = ahead.get(_call_key(prompt, stop, kwargs)) if ahead is not None else None
+        if done:
+            res, lm = done.pop()
+        else:
+            res, lm = self._run(prompt, stop, kwargs, constraint=constraint)
         msg = self._message(res, lm, prompt, kwargs)
         return ChatResult(generations=[ChatGeneration(message=msg)],
                           llm_output={"log_ml": res.log_ml, "model_name": msg.response_metadata["model_name"]})
+
+    # -- batches: every input's particles in one forward per step ----------------------
+    def _ahead(self, inputs: Sequence[Any], config: Any, kwargs: dict[str, Any]) -> dict | None:
+        """Run every input through :func:`~awrs_adapters.batching.generate_batch`.
+
+        Returns ``{call key: [(result, lm), ...]}`` for the inputs that produced a valid
+        sample; the others (an error, nothing valid) are left to the input's own call,
+        which raises, retries and reports exactly as ``invoke`` does. ``max_concurrency``
+        bounds the inputs in one forward.
+        """
+        from langchain_core.runnables.config import get_config_list
+
+        from ..batching import Request, generate_batch
+
+        if self.streaming or len(inputs) < 2:
+            return None
+        stop = kwargs.get("stop")
+        params = self._params({k: v for k, v in kwargs.items() if k != "stop"})
+        lm = self._lm_for(kwargs)
+        keys, reqs = [], []
+        for x in inputs:
+            try:
+                msgs = self._convert_input(x).to_messages()
+                prompt, constraint = self._prepare(msgs, {k: v for k, v in kwargs.items()
+                                                          if k != "stop"})
+            except Exception:  # reported by the input's own call
+                continue
+            if constraint is None:
+                constraint = kwargs.get("constraint", self.constraint)
+            keys.append(_call_key(prompt, stop, {k: v for k, v in kwargs.items() if k != "stop"}))
+            reqs.append(Request(prompt, constraint=constraint, seed=params.seed))
+        if len(reqs) < 2:
+            return None
+        mc = get_config_list(config, len(inputs))[0].get("max_concurrency")
+        rows = 1 if params.temperature == 0 else params.num_particles
+        out = generate_batch(
+            lm, reqs, num_particles=params.num_particles, max_tokens=params.max_tokens,
+            method=params.method, ess_threshold=params.ess_threshold,
+            resampling=params.resampling, temperature=params.temperature,
+            stop=stop if stop is not None else self.stop, twist=params.twist,
+            timeout=params.timeout, max_rows=None if mc is None else mc * rows,
+            return_exceptions=True)
+        ahead: dict[str, list] = {}
+        for key, res in reversed(list(zip(keys, out, strict=True))):  # popped in order
+            if isinstance(res, SMCResult) and res.ok:
+                ahead.setdefault(key, []).append((res, lm))
+        return ahead
+
+    def batch(  # type: ignore[override]
+        self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """``invoke`` on every input, their particles stepping together: one forward per
+        step for all inputs (``max_concurrency`` inputs at a time). Results, callbacks and
+        errors are those of ``invoke`` (an input that fails fails alone)."""
+        ahead = self._ahead(inputs, config, kwargs)
+        token = _AHEAD.set(ahead)
+        try:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        finally:
+            _AHEAD.reset(token)
+
+    async def abatch(  # type: ignore[override]
+        self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """The async form of :meth:`batch` (the shared steps run in a worker thread)."""
+        ahead = await asyncio.to_thread(self._ahead, inputs, config, kwargs)
+        token = _AHEAD.set(ahead)
+        try:
+            return await super().abatch(inputs, config, return_exceptions=return_exceptions,
+                                        **kwargs)
+        finally:
+            _AHEAD.reset(token)
 
     def _stream(
         self,
