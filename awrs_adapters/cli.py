@@ -4,10 +4,14 @@ Overview::
 
     awrs generate --prompt "Give a date" --regex "\\d{4}-\\d{2}-\\d{2}" --particles 8
     awrs generate --prompt "Extract: Ada, 36" --pydantic mymodule:Person --json
+    awrs generate --prompts-file docs.txt --pydantic mymodule:Person > people.jsonl
     awrs models
 
 ``generate`` prints the posterior table (or, with ``--json``, one JSON object with
-``text``, ``posterior``, ``log_ml``, ``ess_history``, ``particles`` and ``stats``). A
+``text``, ``posterior``, ``log_ml``, ``ess_history``, ``particles`` and ``stats``);
+with ``--prompts-file`` it prints one such object per prompt (JSON lines, with ``index``
+and, for a prompt that failed, ``error``), every prompt's particles stepping together
+(:func:`~awrs_adapters.batching.generate_batch`). A
 progress line (particles alive, ESS, tokens/s) goes to stderr when it is a terminal,
 unless ``--quiet``. Exit codes: 0 ok, 1 no valid sample, 2 bad arguments.
 
@@ -39,7 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="awrs", description="Constrained generation with AWRS-SMC.")
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="sample constrained output from a model")
-    g.add_argument("--prompt", required=True, help="the user message (or raw text with --raw)")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="the user message (or raw text with --raw)")
+    src.add_argument("--prompts-file", metavar="FILE",
+                     help="many prompts, one per line (text, or a JSON object with 'prompt' and "
+                          "optionally 'seed'); they share each step's forward; one JSON object "
+                          "per prompt is printed, in order")
     c = g.add_mutually_exclusive_group()
     c.add_argument("--regex", help="a regular expression the whole output must match")
     c.add_argument("--json-schema", metavar="FILE", help="a JSON-schema file")
@@ -106,12 +115,85 @@ def _read(name: str, flag: str) -> str:
         raise ConfigError(f"{flag} {name}: cannot be read ({e.strerror})") from None
 
 
-def _prompt(a: argparse.Namespace, lm: Any) -> Any:
+def _prompt(a: argparse.Namespace, lm: Any, text: str | None = None) -> Any:
+    text = a.prompt if text is None else text
     tok = getattr(lm, "tokenizer", None)
     if a.raw or tok is None or getattr(tok, "chat_template", None) is None:
-        return a.prompt
+        return text
     msgs = [{"role": "system", "content": a.system}] if a.system else []
-    return msgs + [{"role": "user", "content": a.prompt}]
+    return msgs + [{"role": "user", "content": text}]
+
+
+def _prompt_lines(name: str) -> list[tuple[str, int | None]]:
+    """(text, seed) per non-empty line of a --prompts-file."""
+    out = []
+    for k, line in enumerate(_read(name, "--prompts-file").splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"--prompts-file {name} line {k}: not valid JSON ({e}); "
+                                  "write a text line or {\"prompt\": ..., \"seed\": ...}") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
+                raise ConfigError(f"--prompts-file {name} line {k}: a JSON line needs a string "
+                                  "'prompt'")
+            seed = obj.get("seed")
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+                raise ConfigError(f"--prompts-file {name} line {k}: seed={seed!r}; an int >= 0")
+            out.append((obj["prompt"], seed))
+        else:
+            out.append((line, None))
+    if not out:
+        raise ConfigError(f"--prompts-file {name}: no prompt in it; write one per line")
+    return out
+
+
+def _json_result(res: Any) -> dict[str, Any]:
+    return {
+        "ok": res.ok,
+        "text": res.text if res.ok else None,
+        "posterior": res.posterior,
+        "log_ml": res.log_ml,
+        "ess_history": res.ess_history,
+        "particles": [{"text": p.text, "log_weight": p.log_weight if p.log_weight > -1e308 else None,
+                       "finished": p.finished} for p in res.particles],
+        "stats": {"tokens": res.stats.tokens, "lm_calls": res.stats.lm_calls,
+                  "constraint_checks": res.stats.constraint_checks,
+                  "resamples": res.stats.resamples, "seconds": res.stats.seconds},
+        "hint": res.hint or None,
+    }
+
+
+def _generate_many(a: argparse.Namespace, params: Any, constraint: Any, lm: Any) -> int:
+    from .batching import Request, generate_batch
+
+    lines = _prompt_lines(a.prompts_file)
+    reqs = [Request(_prompt(a, lm, text), seed=seed if seed is not None else
+                    (None if a.seed is None else _line_seed(a.seed, k)))
+            for k, (text, seed) in enumerate(lines)]
+    out = generate_batch(lm, reqs, constraint, num_particles=params.num_particles,
+                         max_tokens=params.max_tokens, method=params.method,
+                         temperature=params.temperature, return_exceptions=True)
+    bad = 0
+    for k, res in enumerate(out):
+        if isinstance(res, BaseException):
+            row = {"index": k, "ok": False, "error": f"{type(res).__name__}: {res}"}
+        else:
+            row = {"index": k, **_json_result(res)}
+        bad += not row["ok"]
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    if bad:
+        print(f"awrs: {bad} of {len(out)} prompts gave no valid sample or failed (see their "
+              "'hint' / 'error')", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _line_seed(seed: int, k: int) -> Any:
+    import numpy as np
+
+    return np.random.default_rng([seed, k])  # line k's own stream: same as generate_batch(seed=)
 
 
 def _progress(smc: Any) -> None:
@@ -134,27 +216,18 @@ def _generate(a: argparse.Namespace) -> int:
 
         hf_logging.disable_progress_bar()
     constraint = _constraint(a)
+    if a.prompts_file is not None:
+        _prompt_lines(a.prompts_file)  # a bad file fails before the model loads
     lm = load(a.model, backend=a.backend)
+    if a.prompts_file is not None:
+        return _generate_many(a, params, constraint, lm)
     show = not a.quiet and sys.stderr.isatty()
     res = run_streaming(lm, _prompt(a, lm), constraint, params,
                         on_step=_progress if show else None)
     if show:
         sys.stderr.write("\n")
     if a.json:
-        out = {
-            "ok": res.ok,
-            "text": res.text if res.ok else None,
-            "posterior": res.posterior,
-            "log_ml": res.log_ml,
-            "ess_history": res.ess_history,
-            "particles": [{"text": p.text, "log_weight": p.log_weight if p.log_weight > -1e308 else None,
-                           "finished": p.finished} for p in res.particles],
-            "stats": {"tokens": res.stats.tokens, "lm_calls": res.stats.lm_calls,
-                      "constraint_checks": res.stats.constraint_checks,
-                      "resamples": res.stats.resamples, "seconds": res.stats.seconds},
-            "hint": res.hint or None,
-        }
-        print(json.dumps(out, ensure_ascii=False))
+        print(json.dumps(_json_result(res), ensure_ascii=False))
     else:
         print(res.summary())
     if not res.ok:

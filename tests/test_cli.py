@@ -71,3 +71,26 @@ def test_console_script_is_installed():
     assert script.exists()
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "generate" in out.stdout
+
+
+def test_prompts_file_gives_one_json_line_per_prompt(model_dir, capsys, tmp_path):
+    """Three prompts through one generate_batch: a text line, a JSON line with its own
+    seed (its result is --prompt's with that seed), and a prompt longer than the model's
+    256 positions, which fails alone (exit code 1, its 'error' says why)."""
+    f = tmp_path / "prompts.txt"
+    f.write_text("hi\n" + json.dumps({"prompt": "ab ab", "seed": 5}) + "\n\n" + "x" * 400 + "\n")
+    args = ["--regex", "[ab]{2,4}", "--model", model_dir, "--particles", "4",
+            "--max-tokens", "6", "--raw"]
+    rc = main(["generate", "--prompts-file", str(f), "--seed", "0", *args])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rc == 1 and [r["index"] for r in rows] == [0, 1, 2]
+    assert rows[0]["ok"] and set(rows[0]["text"]) <= set("ab")
+    assert not rows[2]["ok"] and "ConfigError" in rows[2]["error"]
+    main(["generate", "--prompt", "ab ab", "--seed", "5", "--json", *args])
+    alone = json.loads(capsys.readouterr().out)
+    assert rows[1]["posterior"].keys() == alone["posterior"].keys()
+    assert all(abs(rows[1]["posterior"][k] - v) < 1e-4 for k, v in alone["posterior"].items())
+    bad = tmp_path / "bad.txt"
+    bad.write_text('{"prompt": 3}\n')
+    assert main(["generate", "--prompts-file", str(bad), *args]) == 2
+    assert main(["generate", "--prompt", "x", "--prompts-file", str(f), *args]) == 2
