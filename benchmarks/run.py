@@ -29,6 +29,7 @@ SCRIPTS = [
     ("jsonschemabench.py", ["--limit", "10", "--timeout", "15"]),
     ("patterns.py", ["--every", "24"]),
     ("slow_predicate.py", ["--every", "24"]),
+    ("throughput.py", []),
 ]
 
 

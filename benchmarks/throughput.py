@@ -1,0 +1,155 @@
+"""Throughput: many prompts sharing one forward per step (``generate_batch``).
+
+Documents ("Alice Smith is 34 and lives in Paris.", ...) are turned into a
+``Person(name, age 0-120, city)`` JSON object on the default model, N = 4 particles,
+``max_tokens=48``: one ``generate`` after another, one ``generate_batch`` of all of them,
+``ChatAWRS.with_structured_output(Person)``'s ``.batch`` and concurrent ``ainvoke``s
+(``asyncio.gather``), and plain HF sampling of the same rows (every prompt × N, left-padded) for the same
+number of steps in one ``model.generate`` (``do_sample=True, top_k=0``, forced to that
+length): the cost of sampling those rows with no constraint and no weights. Reported:
+wall seconds, generated tokens per second, the share of prompts whose posterior mode
+parses as a Person, and the ratios to the plain baseline, measured side by side in one
+run. ``--full``: 8 and 32 documents.
+
+Run: python benchmarks/throughput.py [--docs 8,32 | --full] [--no-langchain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+
+import torch
+
+from awrs_adapters import generate, generate_batch, models
+from awrs_adapters.constraints import JSONSchema
+
+try:
+    from benchmarks.common import report, table
+except ImportError:
+    from common import report, table
+
+PERSON = {"type": "object", "properties": {
+    "name": {"type": "string", "maxLength": 30},
+    "age": {"type": "integer", "minimum": 0, "maximum": 120},
+    "city": {"type": "string", "maxLength": 20}},
+    "required": ["name", "age", "city"], "additionalProperties": False}
+PEOPLE = [("Alice Smith", 34, "Paris"), ("Bob Jones", 51, "Leeds"), ("Chen Wei", 27, "Xi'an"),
+          ("Dana Cruz", 45, "Lima"), ("Emil Berg", 62, "Oslo"), ("Fatima Noor", 19, "Doha"),
+          ("Goran Ilic", 38, "Split"), ("Hana Sato", 71, "Kyoto")]
+
+
+def documents(n: int) -> list[list[dict]]:
+    docs = []
+    for k in range(n):
+        name, age, city = PEOPLE[k % len(PEOPLE)]
+        age = age + k // len(PEOPLE)
+        docs.append([{"role": "user", "content": f"{name} is {age} and lives in {city}. "
+                      "Give this person as JSON with name, age and city."}])
+    return docs
+
+
+def person_model():
+    from pydantic import BaseModel, Field
+
+    class Person(BaseModel):
+        name: str = Field(max_length=30)
+        age: int = Field(ge=0, le=120)
+        city: str = Field(max_length=20)
+
+    return Person
+
+
+def langchain_rows(lm, docs, N: int, T: int) -> list[tuple[str, float, int]]:
+    """(how, wall seconds, valid) for ChatAWRS.with_structured_output(Person): .batch and
+    concurrent ainvokes (asyncio.gather)."""
+    from awrs_adapters.integrations.langchain import ChatAWRS
+
+    Person = person_model()
+    chat = ChatAWRS(lm=lm, num_particles=N, max_tokens=T, seed=0)
+    runnable = chat.with_structured_output(Person)
+    texts = [d[0]["content"] for d in docs]
+    runnable.invoke(texts[0])  # warm-up: schema compiled
+    t0 = time.perf_counter()
+    out = runnable.batch(texts, return_exceptions=True)
+    rows = [("ChatAWRS .batch", time.perf_counter() - t0,
+             sum(isinstance(o, Person) for o in out))]
+
+    async def gather():
+        return await asyncio.gather(*(runnable.ainvoke(t) for t in texts), return_exceptions=True)
+
+    t0 = time.perf_counter()
+    out = asyncio.run(gather())
+    rows.append(("ChatAWRS concurrent ainvoke", time.perf_counter() - t0,
+                 sum(isinstance(o, Person) for o in out)))
+    return rows
+
+
+def valid(r) -> bool:
+    try:
+        obj = json.loads(r.text)
+    except Exception:
+        return False
+    return isinstance(obj, dict) and set(obj) == {"name", "age", "city"}
+
+
+def plain(lm, docs, N: int, steps: int) -> float:
+    tok = lm.tokenizer
+    ids = [lm.encode_prompt(d) for d in docs]
+    width = max(map(len, ids))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    x = torch.tensor([[pad] * (width - len(i)) + i for i in ids])
+    mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        lm.model.generate(input_ids=x, attention_mask=mask, do_sample=True, top_k=0,
+                          num_return_sequences=N, max_new_tokens=steps, min_new_tokens=steps,
+                          pad_token_id=pad)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", default="8")
+    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--no-langchain", action="store_true")
+    ap.add_argument("--full", action="store_true", help="8 and 32 documents")
+    a = ap.parse_args()
+    lm = models.load()
+    torch.set_grad_enabled(False)
+    c = JSONSchema(PERSON)
+    N, T = a.n, 48
+    generate(lm, documents(1)[0], c, num_particles=N, max_tokens=4, seed=0)  # warm-up
+    rows = []
+    for n in [8, 32] if a.full else [int(x) for x in a.docs.split(",")]:
+        docs = documents(n)
+        t0 = time.perf_counter()
+        one = [generate(lm, d, c, num_particles=N, max_tokens=T, seed=k) for k, d in enumerate(docs)]
+        t_one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        bat = generate_batch(lm, docs, c, num_particles=N, max_tokens=T, seed=0)
+        t_bat = time.perf_counter() - t0
+        steps = max(r.stats.steps for r in bat)
+        t_plain = plain(lm, docs, N, steps)
+        toks_one = sum(r.stats.tokens for r in one)
+        toks_bat = sum(r.stats.tokens for r in bat)
+        rows.append((n, "generate, one after another", f"{t_one:.1f}", f"{toks_one / t_one:.0f}",
+                     f"{sum(map(valid, one))}/{n}", f"{t_one / t_plain:.2f}"))
+        rows.append((n, "generate_batch", f"{t_bat:.1f}", f"{toks_bat / t_bat:.0f}",
+                     f"{sum(map(valid, bat))}/{n}", f"{t_bat / t_plain:.2f}"))
+        rows.append((n, f"plain HF sampling, {n}×{N} rows, {steps} steps", f"{t_plain:.1f}",
+                     f"{n * N * steps / t_plain:.0f}", "—", "1.00"))
+        if not a.no_langchain:
+            for how, secs, ok in langchain_rows(lm, docs, N, T):
+                rows.append((n, how, f"{secs:.1f}", "—", f"{ok}/{n}", f"{secs / t_plain:.2f}"))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    body = table(["documents", "how", "wall s", "tokens/s", "valid", "× plain"], rows)
+    body += f"\n\nPeak resident memory of the process: {peak:.0f} MiB.\n"
+    report("throughput", f"Throughput: Person JSON from documents, N = {N}", body)
+
+
+if __name__ == "__main__":
+    main()
