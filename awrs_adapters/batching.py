@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,8 +117,9 @@ def generate_batch(
         timeout: seconds each prompt may take (from the call); a prompt past it fails
             with :class:`~awrs_adapters.errors.GenerationTimeoutError`.
         max_rows: at most this many particle rows in one forward (memory); prompts that
-            do not fit wait for the next wave. None: no bound. A prompt needs
-            ``num_particles`` rows.
+            do not fit wait in order and join as rows free up (particles finishing or
+            dying), at the next step. None: no bound. A prompt needs ``num_particles``
+            rows (one at temperature 0); one prompt runs even if it needs more.
         return_exceptions: True: a failed prompt's slot holds its exception. False
             (default): when any prompt failed, :class:`BatchError` is raised after the
             others finished, with every result and error in ``.results``.
@@ -144,17 +146,10 @@ def generate_batch(
         if rngs[-1] is None:
             rngs[-1] = np.random.default_rng()
     out: list[Any] = [None] * len(reqs)
-    rows = 1 if temperature == 0 else num_particles
-    waves: list[list[int]] = []
-    for i in range(len(reqs)):
-        if not waves or (max_rows is not None and rows * (len(waves[-1]) + 1) > max_rows):
-            waves.append([])
-        waves[-1].append(i)
-    for wave in waves:
-        _run_wave(lm, reqs, wave, rngs, out, constraint, secs, t_start, dict(
-            num_particles=num_particles, max_tokens=max_tokens, method=method,
-            ess_threshold=ess_threshold, resampling=resampling, temperature=temperature,
-            estimator=estimator, stop=stop, twist=twist))
+    _run(lm, reqs, rngs, out, constraint, secs, t_start, max_rows, dict(
+        num_particles=num_particles, max_tokens=max_tokens, method=method,
+        ess_threshold=ess_threshold, resampling=resampling, temperature=temperature,
+        estimator=estimator, stop=stop, twist=twist))
     failed = [i for i, r in enumerate(out) if isinstance(r, BaseException)]
     if failed and not return_exceptions:
         first = out[failed[0]]
@@ -165,9 +160,10 @@ def generate_batch(
     return out
 
 
-def _run_wave(lm: LanguageModel, reqs: list[Request], wave: list[int], rngs: list[Any],
-              out: list[Any], constraint: Any, secs: float | None, t_start: float,
-              shared: dict[str, Any]) -> None:
+def _run(lm: LanguageModel, reqs: list[Request], rngs: list[Any], out: list[Any],
+         constraint: Any, secs: float | None, t_start: float, max_rows: int | None,
+         shared: dict[str, Any]) -> None:
+    """Step every prompt in lockstep; queued prompts join as rows free up (``max_rows``)."""
     from .lm.transformers import TransformersLM
 
     host: Any = lm
@@ -176,19 +172,34 @@ def _run_wave(lm: LanguageModel, reqs: list[Request], wave: list[int], rngs: lis
 
         host = SharedForward(lm)
     deadline = None if secs is None else t_start + secs
+    queue = deque(range(len(reqs)))
     engines: dict[int, SMC] = {}
-    for i in wave:
-        r = reqs[i]
-        kw = dict(shared)
-        if r.max_tokens is not _SHARED:
-            kw["max_tokens"] = r.max_tokens
-        if r.stop is not _SHARED:
-            kw["stop"] = r.stop
-        c = constraint if r.constraint is _SHARED else r.constraint
-        try:
-            engines[i] = SMC(host, r.prompt, c, rng=rngs[i], deadline=deadline, **kw)
-        except Exception as e:  # this prompt fails alone
-            out[i] = _error(e, secs)
+
+    def admit() -> None:
+        nonlocal host
+        while queue:
+            used = sum(len(e.live) for e in engines.values())
+            need = 1 if shared["temperature"] == 0 else shared["num_particles"]
+            if engines and max_rows is not None and used + need > max_rows:
+                return
+            if not getattr(host, "joinable", True):
+                if engines:  # a cache that cannot be padded: wait until it empties
+                    return
+                host = type(host)(lm)
+            i = queue.popleft()
+            r = reqs[i]
+            kw = dict(shared)
+            if r.max_tokens is not _SHARED:
+                kw["max_tokens"] = r.max_tokens
+            if r.stop is not _SHARED:
+                kw["stop"] = r.stop
+            c = constraint if r.constraint is _SHARED else r.constraint
+            try:
+                engines[i] = SMC(host, r.prompt, c, rng=rngs[i], deadline=deadline, **kw)
+            except Exception as e:  # this prompt fails alone
+                out[i] = _error(e, secs)
+
+    admit()
     while engines:
         for phase in ("advance", "settle"):
             for i, smc in list(engines.items()):
@@ -207,6 +218,7 @@ def _run_wave(lm: LanguageModel, reqs: list[Request], wave: list[int], rngs: lis
                 except Exception as e:
                     out[i] = _error(e, secs)
                 del engines[i]
+        admit()
 
 
 def _error(e: Exception, secs: float | None) -> Exception:

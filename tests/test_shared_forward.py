@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from awrs_adapters.errors import ConfigError
 from awrs_adapters.lm import TransformersLM
 from awrs_adapters.lm.shared import SharedForward
 
@@ -77,11 +76,28 @@ def test_select_after_extend_moves_the_pending_tokens(lm):
                         [b.ids + [12], b.ids + [13]]])
 
 
-def test_joining_after_the_first_forward_is_refused(lm):
+def test_prompts_join_a_running_group(lm):
+    """Continuous batching: a shorter and a longer prompt join after two steps (the new
+    cache, then the running one, padded on the left); every row still equals its fresh
+    forward, and the joiners' first rows come from their prefill."""
     group = SharedForward(lm)
-    group.start("x", 1).logprobs()
-    with pytest.raises(ConfigError, match="first forward"):
-        group.start("y", 1)
+    a = group.start(PROMPTS[2], 2)
+    seqs = {a: [list(a.ids), list(a.ids)]}
+    rng = np.random.default_rng(1)
+    for step in range(6):
+        if step == 2:
+            b = group.start(PROMPTS[1], 3)  # shorter than the running cache
+            seqs[b] = [list(b.ids) for _ in range(3)]
+        if step == 3:
+            c = group.start("x" * 60, 1)  # longer: the running cache is padded
+            seqs[c] = [list(c.ids)]
+        _check(lm, list(seqs), list(seqs.values()))
+        for m in seqs:
+            toks = rng.integers(3, lm.vocab.size, m.n).tolist()
+            m.extend(toks)
+            for r, t in enumerate(toks):
+                seqs[m][r].append(t)
+    _check(lm, list(seqs), list(seqs.values()))
 
 
 def test_generate_batch_on_a_transformers_model_matches_generate(lm):
@@ -129,3 +145,32 @@ def test_default_model_batched_rows_match_unbatched_rows():
             m.extend(toks)
             a.extend(toks)
     assert worst <= 1e-4, worst
+
+
+def test_max_rows_caps_each_forward_and_queued_prompts_join(lm, monkeypatch):
+    """Five prompts of 3 rows under max_rows=7: at most two prompts at a time, the rest
+    join the running cache as others finish; every forward has <= 7 rows and each
+    prompt's posterior is generate()'s with its seed. Broken variant caught: the bound
+    ignored (a forward of 15 rows)."""
+    from awrs_adapters import Request, generate, generate_batch
+    from awrs_adapters.constraints import Predicate
+
+    groups = []
+    real_init = SharedForward.__init__
+
+    def spy(self, *a, **k):
+        real_init(self, *a, **k)
+        groups.append(self)
+
+    monkeypatch.setattr(SharedForward, "__init__", spy)
+    c = Predicate(complete=lambda s: len(s) >= 2, prefix=lambda s: "z" not in s)
+    prompts = PROMPTS + ["zebra crossing", "one more prompt here"]
+    reqs = [Request(p, seed=k, max_tokens=3 + k) for k, p in enumerate(prompts)]
+    out = generate_batch(lm, reqs, c, num_particles=3, max_rows=7)
+    assert len(groups) == 1 and max(groups[0].rows_per_forward) <= 7
+    assert groups[0].forwards > 5  # later prompts joined: prefills beyond the first
+    monkeypatch.setattr(SharedForward, "__init__", real_init)
+    for k, p in enumerate(prompts):
+        alone = generate(lm, p, c, num_particles=3, max_tokens=3 + k, seed=k)
+        assert out[k].posterior.keys() == alone.posterior.keys()
+        assert all(abs(out[k].posterior[s] - w) < 1e-4 for s, w in alone.posterior.items())

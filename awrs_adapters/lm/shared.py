@@ -10,7 +10,9 @@ next-token distribution is its unbatched one (up to float round-off). Extending 
 only records its tokens; the first member that then asks for rows runs one forward for
 every member's pending tokens (the prefill of all prompts at once the first time). A
 member that has not extended by then gets a masked slot: its rows stay where they were.
-Prompts join before the group's first forward (joining a running cache is not supported).
+A prompt may join a running group (continuous batching): it is prefilled at the next
+forward and its rows appended, the shorter of the two caches padded on the left; that
+needs full-attention ``DynamicLayer`` caches (see :attr:`SharedForward.joinable`).
 
 Example::
 
@@ -95,17 +97,54 @@ class SharedForward:
         t = float(temperature)
         if not (t > 0.0 and math.isfinite(t)):
             raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
-        if self.forwards:
+        if not self.joinable:
             raise ConfigError(
-                "this SharedForward has already run a forward; prompts join a group before "
-                "its first forward (start a new SharedForward for later prompts)")
+                f"this SharedForward's cache ({type(self.cache).__name__} with "
+                f"{sorted({type(x).__name__ for x in getattr(self.cache, 'layers', [])})}) "
+                "cannot take a new prompt while it runs (only full-attention DynamicLayer "
+                "caches can be padded); start a new SharedForward for it")
         ids = self.lm.encode_prompt(prompt, max_tokens=max_tokens)
         member = SharedBatch(self, ids, num_particles, t)
         self.members.append(member)
         self._waiting.append(member)
         return member
 
+    @property
+    def joinable(self) -> bool:
+        """Whether a prompt can join now: before the first forward, once every member has
+        left, or while the cache is made of full-attention ``DynamicLayer`` s (padded on
+        the left to the longer of the two lengths; sliding-window layers cannot be)."""
+        if self.cache is None:
+            return True
+        layers = getattr(self.cache, "layers", None)
+        return bool(layers) and all(
+            type(x).__name__ == "DynamicLayer" and getattr(x, "keys", None) is not None
+            and x.keys.dim() == 4 for x in layers)
+
     # -- forwards -------------------------------------------------------------------
+    def _join(self) -> None:
+        """Prefill the waiting prompts and append their rows to the running cache."""
+        cache, mask, pos, logits = self.cache, self.mask, self.pos, self.logits
+        assert mask is not None and pos is not None and logits is not None
+        members = list(self._waiting)
+        self._prefill()
+        assert self.mask is not None and self.pos is not None and self.logits is not None
+        lg, lw = mask.shape[1], self.mask.shape[1]
+        width = max(lg, lw)
+        for old, new in zip(cache.layers, self.cache.layers, strict=True):
+            ko, vo = _pad_left(old.keys, width - lg), _pad_left(old.values, width - lg)
+            kn, vn = _pad_left(new.keys, width - lw), _pad_left(new.values, width - lw)
+            old.keys, old.values = torch.cat([ko, kn]), torch.cat([vo, vn])
+        zeros = torch.zeros
+        self.mask = torch.cat([torch.cat([zeros(mask.shape[0], width - lg, dtype=mask.dtype), mask], 1),
+                               torch.cat([zeros(self.mask.shape[0], width - lw, dtype=mask.dtype),
+                                          self.mask], 1)])
+        self.pos = torch.cat([pos, self.pos])
+        self.logits = torch.cat([logits, self.logits.to(logits.dtype)])
+        self.cache = cache
+        for m in members:
+            m.rows = m.rows + mask.shape[0]
+
     def _device(self, x: torch.Tensor) -> torch.Tensor:
         return x if x.device == self.lm.device else x.to(self.lm.device)
 
@@ -133,7 +172,10 @@ class SharedForward:
     def flush(self) -> None:
         """Run the prefill, then one forward of every member's pending tokens, if any."""
         if self._waiting:
-            self._prefill()
+            if self.cache is None:
+                self._prefill()
+            else:
+                self._join()
         for m in self.members:
             if m.n == 0:
                 m.tokens = None  # emptied after extending: nothing to run
@@ -176,8 +218,16 @@ class SharedForward:
             m._lp = None
         self.forwards += 1
         self.rows_per_forward.append(len(rows))
+        self.members = [m for m in self.members if m.n > 0 or m in self._waiting]
         if not live:
             self.cache = None
+
+
+def _pad_left(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``x`` ``[B, H, L, D]`` with ``k`` zero positions before its first (masked out)."""
+    if k == 0:
+        return x
+    return torch.cat([x.new_zeros(x.shape[0], x.shape[1], k, x.shape[3]), x], dim=2)
 
 
 class SharedBatch(ParticleBatch):
