@@ -90,6 +90,7 @@ def run_streaming(
     stop: Sequence[str] | None = None,
     on_text: Callable[[str], None] | None = None,
     on_step: Callable[[SMC], None] | None = None,
+    share_forward: bool = True,
 ) -> SMCResult:
     """Run SMC; stream committed text through ``on_text``; return the result.
 
@@ -101,43 +102,39 @@ def run_streaming(
     ``smc.finish``; the committed text streamed next takes that into account.
 
     The concatenation of everything passed to ``on_text`` equals ``result.text``.
+
+    ``share_forward`` (default): on a ``TransformersLM``, calls running at the same time
+    in other threads (LangChain ``abatch``, concurrent ``ainvoke`` s, a server) share each
+    step's forward (:func:`~awrs_adapters.lm.shared.shared_host`); a call's result does
+    not depend on the others (up to float round-off in the logits).
     """
     rng = make_rng(params.seed)
     t_start = time.perf_counter()
     stop = list(check_stop(stop))
     hold = max((len(s) for s in stop), default=1) - 1  # a stop may be half-generated
     emitted = ""
+    host: Any = lm
+    if share_forward:
+        from .lm.transformers import TransformersLM
+
+        if type(lm) is TransformersLM:
+            from .lm.shared import shared_host
+
+            host = shared_host(lm)
     for _attempt in range(params.max_retries + 1):
         smc = SMC(
-            lm, prompt, constraint,
+            host, prompt, constraint,
             num_particles=params.num_particles, max_tokens=params.max_tokens,
             method=params.method, ess_threshold=params.ess_threshold,
             resampling=params.resampling, temperature=params.temperature, rng=rng,
             stop=stop, twist=params.twist,
             deadline=None if params.timeout is None else t_start + params.timeout,
         )
-        steps = iter(smc)
-        while True:
-            try:
-                next(steps)
-            except StopIteration:
-                break
-            except GenerationTimeoutError as e:  # inside a draw: say which limit it was
-                raise timeout_error(params.timeout, e) from None
-            if params.timeout is not None and time.perf_counter() - t_start > params.timeout:
-                raise GenerationTimeoutError(
-                    f"generation passed timeout={params.timeout} s after {smc.t} tokens with "
-                    f"{smc.N} particles; raise timeout, or lower num_particles / max_tokens"
-                )
-            if on_step is not None:
-                on_step(smc)
-            if on_text is not None:
-                committed = cut_at_stop(decode_prefix(smc.committed_prefix()), stop)
-                if stop and hold:
-                    committed = committed[: max(len(committed) - hold, 0)]
-                if len(committed) > len(emitted) and committed.startswith(emitted):
-                    on_text(committed[len(emitted):])
-                    emitted = committed
+        try:
+            emitted = _steps(smc, params, t_start, stop, hold, emitted, on_step, on_text)
+        except BaseException:
+            smc.batch.select([])  # its rows leave a batch shared with other calls
+            raise
         res = smc.result()  # stopped particles already hold the text before the stop
         if res.ok or emitted:  # text already streamed cannot be taken back: no retry
             break
@@ -146,6 +143,34 @@ def run_streaming(
         if final.startswith(emitted) and len(final) > len(emitted):
             on_text(final[len(emitted):])
     return res
+
+
+def _steps(smc: SMC, params: RunParams, t_start: float, stop: list[str], hold: int,
+           emitted: str, on_step: Callable[[SMC], None] | None,
+           on_text: Callable[[str], None] | None) -> str:
+    """Run ``smc`` to the end with the checks and callbacks; return the text emitted."""
+    steps = iter(smc)
+    while True:
+        try:
+            next(steps)
+        except StopIteration:
+            return emitted
+        except GenerationTimeoutError as e:  # inside a draw: say which limit it was
+            raise timeout_error(params.timeout, e) from None
+        if params.timeout is not None and time.perf_counter() - t_start > params.timeout:
+            raise GenerationTimeoutError(
+                f"generation passed timeout={params.timeout} s after {smc.t} tokens with "
+                f"{smc.N} particles; raise timeout, or lower num_particles / max_tokens"
+            )
+        if on_step is not None:
+            on_step(smc)
+        if on_text is not None:
+            committed = cut_at_stop(decode_prefix(smc.committed_prefix()), stop)
+            if stop and hold:
+                committed = committed[: max(len(committed) - hold, 0)]
+            if len(committed) > len(emitted) and committed.startswith(emitted):
+                on_text(committed[len(emitted):])
+                emitted = committed
 
 
 def particle_table(res: SMCResult) -> list[dict[str, Any]]:

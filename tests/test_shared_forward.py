@@ -174,3 +174,36 @@ def test_max_rows_caps_each_forward_and_queued_prompts_join(lm, monkeypatch):
         alone = generate(lm, p, c, num_particles=3, max_tokens=3 + k, seed=k)
         assert out[k].posterior.keys() == alone.posterior.keys()
         assert all(abs(out[k].posterior[s] - w) < 1e-4 for s, w in alone.posterior.items())
+
+
+def test_concurrent_calls_share_forwards_and_keep_their_results(lm):
+    """Four run_streaming calls from four threads on one TransformersLM join one shared
+    forward per step (some forward carries rows of several calls) and each returns what
+    it returns alone (share_forward=False), to float round-off."""
+    import threading
+
+    from awrs_adapters.constraints import Predicate
+    from awrs_adapters.lm.shared import shared_host
+    from awrs_adapters.runner import RunParams, run_streaming
+
+    c = Predicate(complete=lambda s: len(s) >= 2, prefix=lambda s: "q" not in s)
+    prompts = PROMPTS + ["lorem ipsum dolor"]
+    params = [RunParams(num_particles=3, max_tokens=8, seed=k) for k in range(4)]
+    alone = [run_streaming(lm, p, c, q, share_forward=False) for p, q in zip(prompts, params)]
+    out: dict[int, object] = {}
+    barrier = threading.Barrier(4)
+
+    def call(k: int) -> None:
+        barrier.wait()
+        out[k] = run_streaming(lm, prompts[k], c, params[k])
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    host = shared_host(lm)
+    assert max(host.rows_per_forward) > 3  # rows of more than one call in a forward
+    for k in range(4):
+        assert out[k].posterior.keys() == alone[k].posterior.keys()
+        assert all(abs(out[k].posterior[s] - w) < 1e-4 for s, w in alone[k].posterior.items())

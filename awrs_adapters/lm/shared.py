@@ -30,6 +30,9 @@ Example::
 from __future__ import annotations
 
 import math
+import threading
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,7 +43,7 @@ from .base import ParticleBatch
 from .prompts import context_message
 from .transformers import TransformersLM
 
-__all__ = ["SharedBatch", "SharedForward"]
+__all__ = ["SharedBatch", "SharedForward", "shared_host"]
 
 #: token fed into masked slots and left padding (never attended to)
 _PAD = 0
@@ -60,7 +63,7 @@ class SharedForward:
 
     raw_temperature = True
 
-    def __init__(self, lm: TransformersLM) -> None:
+    def __init__(self, lm: TransformersLM, *, wait_seconds: float = 0.0) -> None:
         if not isinstance(lm, TransformersLM):
             raise ConfigError(
                 f"lm={type(lm).__name__}; SharedForward batches a TransformersLM's forwards "
@@ -75,6 +78,12 @@ class SharedForward:
         self.logits: torch.Tensor | None = None  # [B, V]: each row's last real logits
         self.forwards = 0
         self.rows_per_forward: list[int] = []
+        #: calls from several threads: every member method holds this lock, and a forward
+        #: waits up to ``wait_seconds`` for the other live members to hand in their tokens
+        #: (0: never waits, the lockstep of generate_batch needs none)
+        self.lock = threading.RLock()
+        self._handed_in = threading.Condition(self.lock)
+        self.wait_seconds = float(wait_seconds)
 
     @property
     def eos_token_id(self) -> int:
@@ -104,9 +113,13 @@ class SharedForward:
                 "cannot take a new prompt while it runs (only full-attention DynamicLayer "
                 "caches can be padded); start a new SharedForward for it")
         ids = self.lm.encode_prompt(prompt, max_tokens=max_tokens)
-        member = SharedBatch(self, ids, num_particles, t)
-        self.members.append(member)
-        self._waiting.append(member)
+        with self.lock:
+            if not self.joinable:
+                raise ConfigError("this SharedForward's cache cannot take a new prompt now; "
+                                  "start a new SharedForward for it")
+            member = SharedBatch(self, ids, num_particles, t)
+            self.members.append(member)
+            self._waiting.append(member)
         return member
 
     @property
@@ -155,9 +168,11 @@ class SharedForward:
         mask = torch.tensor([[0] * (width - len(m.ids)) + [1] * len(m.ids) for m in members],
                             dtype=torch.long)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        padded = not bool(mask.all())  # one prompt (or equal lengths): the plain forward
         with torch.inference_mode():
-            logits, cache = self.lm.forward(self._device(x), None, attention_mask=self._device(mask),
-                                            position_ids=self._device(pos))
+            logits, cache = self.lm.forward(
+                self._device(x), None, attention_mask=self._device(mask) if padded else None,
+                position_ids=self._device(pos) if padded else None)
         if cache is None:
             raise ConfigError(
                 f"{type(self.lm.model).__name__} returned no KV cache (use_cache=True); pass a "
@@ -169,8 +184,29 @@ class SharedForward:
         self.forwards += 1
         self.rows_per_forward.append(len(members))
 
-    def flush(self) -> None:
-        """Run the prefill, then one forward of every member's pending tokens, if any."""
+    def flush(self, caller: SharedBatch | None = None) -> None:
+        """Run the prefill, then one forward of every member's pending tokens, if any.
+
+        ``caller``: the member asking. One with no pending tokens (it only needs its
+        prefill) runs no token forward; one with pending tokens first waits up to
+        ``wait_seconds`` for the other live members' tokens.
+        """
+        with self.lock:
+            if caller is not None and caller.tokens is None:
+                if self._waiting:
+                    self._prefill() if self.cache is None else self._join()
+                return
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.wait_seconds > 0:
+            end = time.monotonic() + self.wait_seconds
+            while any(m.tokens is None and m.n > 0 and m not in self._waiting
+                      for m in self.members):
+                left = end - time.monotonic()
+                if left <= 0 or not any(m.tokens is not None for m in self.members):
+                    break
+                self._handed_in.wait(left)
         if self._waiting:
             if self.cache is None:
                 self._prefill()
@@ -199,10 +235,12 @@ class SharedForward:
             self.mask, self.pos = self.mask[rows], self.pos[rows]
         kept = self.logits.index_select(0, self._device(rows))  # masked rows keep these
         self.mask = torch.cat([self.mask, real[:, None]], dim=1)
+        padded = not bool(self.mask.all())
         with torch.inference_mode():
             logits, self.cache = self.lm.forward(
                 self._device(toks[:, None]), self.cache, keep_last=False,
-                attention_mask=self._device(self.mask), position_ids=self._device(self.pos[:, None]))
+                attention_mask=self._device(self.mask) if padded else None,
+                position_ids=self._device(self.pos[:, None]) if padded else None)
         hold = self._device(real == 0)
         if bool(hold.any()):
             logits = torch.where(hold[:, None], kept.to(logits.dtype), logits)
@@ -221,6 +259,22 @@ class SharedForward:
         self.members = [m for m in self.members if m.n > 0 or m in self._waiting]
         if not live:
             self.cache = None
+
+
+_HOSTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_HOSTS_LOCK = threading.Lock()
+
+
+def shared_host(lm: TransformersLM, *, wait_seconds: float = 0.02) -> SharedForward:
+    """The process's open :class:`SharedForward` for ``lm`` (a new one when the open one
+    cannot take a prompt): calls from several threads (LangChain ``abatch``, concurrent
+    ``ainvoke`` s, a server) then share each step's forward, joining at the next step.
+    A forward waits at most ``wait_seconds`` for the other calls' tokens."""
+    with _HOSTS_LOCK:
+        host = _HOSTS.get(lm)
+        if host is None or not host.joinable:
+            host = _HOSTS[lm] = SharedForward(lm, wait_seconds=wait_seconds)
+        return host
 
 
 def _pad_left(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -251,44 +305,50 @@ class SharedBatch(ParticleBatch):
         return self.n
 
     def logprobs(self) -> torch.Tensor:
-        if self.tokens is not None or self.group._waiting:
-            self.group.flush()
-        if self._lp is None:
-            logits = self.group.logits
-            assert logits is not None
-            x = logits.index_select(0, self.rows.to(logits.device))
-            if self.logits_processor is not None:
-                x = self.logits_processor(x.float().clone())
-            with torch.inference_mode():
-                self._lp = self.group.lm.postprocess(x, self.temperature)
-        return self._lp
+        with self.group.lock:
+            if self.tokens is not None or self in self.group._waiting:
+                self.group.flush(self)
+            if self._lp is None:
+                logits = self.group.logits
+                assert logits is not None
+                x = logits.index_select(0, self.rows.to(logits.device))
+                if self.logits_processor is not None:
+                    x = self.logits_processor(x.float().clone())
+                with torch.inference_mode():
+                    self._lp = self.group.lm.postprocess(x, self.temperature)
+            return self._lp
 
     def extend(self, token_ids: Sequence[int]) -> None:
         if len(token_ids) != self.n:
             raise ValueError(f"extend got {len(token_ids)} tokens for {self.n} rows")
         if self.n == 0:
             return
-        if self.group._waiting:  # the prompt's rows exist only after the prefill
-            self.group.flush()
-        limit = self.group.lm.context_length
-        if limit is not None and self.length >= limit:
-            raise LMError(
-                f"generation reached the model's context length after "
-                f"{self.length - self.prompt_tokens} tokens: "
-                + context_message(self.prompt_tokens, None, limit))
-        self.tokens = [int(t) for t in token_ids]
-        self._lp = None
+        with self.group.lock:
+            if self in self.group._waiting:  # the prompt's rows exist only after the prefill
+                self.group.flush(self)
+            limit = self.group.lm.context_length
+            if limit is not None and self.length >= limit:
+                raise LMError(
+                    f"generation reached the model's context length after "
+                    f"{self.length - self.prompt_tokens} tokens: "
+                    + context_message(self.prompt_tokens, None, limit))
+            self.tokens = [int(t) for t in token_ids]
+            self._lp = None
+            self.group._handed_in.notify_all()
 
     def select(self, rows: Sequence[int]) -> None:
         idx = torch.as_tensor([int(r) for r in rows], dtype=torch.long)
         if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.n):
             raise IndexError(f"select rows {list(rows)} out of range for {self.n} rows")
-        if self in self.group._waiting:  # not prefilled: every row is the prompt's row
+        with self.group.lock:
+            if self in self.group._waiting:  # not prefilled: every row is the prompt's row
+                self.n = len(idx)
+                return
+            if self.tokens is not None:  # extended, not yet forwarded: the tokens move too
+                self.tokens = [self.tokens[int(i)] for i in idx]
+            self.rows = self.rows.index_select(0, idx)
             self.n = len(idx)
-            return
-        if self.tokens is not None:  # extended, not yet forwarded: the tokens move too
-            self.tokens = [self.tokens[int(i)] for i in idx]
-        self.rows = self.rows.index_select(0, idx)
-        self.n = len(idx)
-        if self._lp is not None:
-            self._lp = self._lp.index_select(0, idx.to(self._lp.device))
+            if self._lp is not None:
+                self._lp = self._lp.index_select(0, idx.to(self._lp.device))
+            if self.n == 0:  # gone: a member waiting on it need not
+                self.group._handed_in.notify_all()
