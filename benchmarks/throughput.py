@@ -9,7 +9,8 @@ number of steps in one ``model.generate`` (``do_sample=True, top_k=0``, forced t
 length): the cost of sampling those rows with no constraint and no weights. Reported:
 wall seconds, generated tokens per second, the share of prompts whose posterior mode
 parses as a Person, and the ratios to the plain baseline, measured side by side in one
-run. ``--full``: 8 and 32 documents.
+run; then the peak memory of one ``generate_batch`` per ``max_rows`` bound, each in a
+fresh process. ``--full``: 8 and 32 documents.
 
 Run: python benchmarks/throughput.py [--docs 8,32 | --full] [--no-langchain]
 """
@@ -20,6 +21,8 @@ import argparse
 import asyncio
 import json
 import resource
+import subprocess
+import sys
 import time
 
 import torch
@@ -111,13 +114,48 @@ def plain(lm, docs, N: int, steps: int) -> float:
     return time.perf_counter() - t0
 
 
+def peak_child(n: int, max_rows: int | None, N: int) -> None:
+    """One generate_batch of ``n`` documents in this process; print wall s and peak RSS."""
+    lm = models.load()
+    torch.set_grad_enabled(False)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    out = generate_batch(lm, documents(n), JSONSchema(PERSON), num_particles=N, max_tokens=48,
+                         seed=0, max_rows=max_rows)
+    secs = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": secs, "peak_mib": peak, "loaded_mib": base,
+                      "valid": sum(map(valid, out))}))
+
+
+def peak_rows(n: int, N: int) -> list[tuple]:
+    """Peak resident memory of generate_batch(n documents) per max_rows, one process each."""
+    rows = []
+    for mr in (None, 64, 32, 16):
+        cmd = [sys.executable, __file__, "--peak-child", str(n), "--n", str(N)]
+        if mr is not None:
+            cmd += ["--max-rows", str(mr)]
+        r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True)
+                       .stdout.strip().splitlines()[-1])
+        rows.append((n, "none" if mr is None else mr, f"{r['seconds']:.1f}",
+                     f"{r['loaded_mib']:.0f}", f"{r['peak_mib']:.0f}",
+                     f"{r['peak_mib'] - r['loaded_mib']:.0f}", f"{r['valid']}/{n}"))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--peak-child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--max-rows", type=int, default=None)
+    ap.add_argument("--no-peak", action="store_true", help="skip the memory table")
     ap.add_argument("--docs", default="8")
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--no-langchain", action="store_true")
     ap.add_argument("--full", action="store_true", help="8 and 32 documents")
     a = ap.parse_args()
+    if a.peak_child is not None:
+        peak_child(a.peak_child, a.max_rows, a.n)
+        return
     lm = models.load()
     torch.set_grad_enabled(False)
     c = JSONSchema(PERSON)
@@ -145,9 +183,13 @@ def main() -> None:
         if not a.no_langchain:
             for how, secs, ok in langchain_rows(lm, docs, N, T):
                 rows.append((n, how, f"{secs:.1f}", "—", f"{ok}/{n}", f"{secs / t_plain:.2f}"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     body = table(["documents", "how", "wall s", "tokens/s", "valid", "× plain"], rows)
-    body += f"\n\nPeak resident memory of the process: {peak:.0f} MiB.\n"
+    if not a.no_peak:
+        n = 32 if a.full else max(int(x) for x in a.docs.split(","))
+        body += ("\n\nMemory: one `generate_batch` of the documents in a fresh process per "
+                 "`max_rows` (peak resident set, after loading the model and during the run):\n\n")
+        body += table(["documents", "max_rows", "wall s", "MiB loaded", "MiB peak",
+                       "MiB added", "valid"], peak_rows(n, N))
     report("throughput", f"Throughput: Person JSON from documents, N = {N}", body)
 
 

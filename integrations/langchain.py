@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import json
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from typing import Any
 
@@ -72,6 +75,21 @@ __all__ = ["AWRSLLM", "ChatAWRS", "messages_to_chat"]
 #: ``_generate`` (run by LangChain's own batch, callbacks and all) takes its result here
 _AHEAD: contextvars.ContextVar[dict | None] = contextvars.ContextVar("awrs_batch_ahead",
                                                                       default=None)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Worker threads of the async forms. asyncio's default executor has cpu_count + 4
+    threads, which would let only that many concurrent ``ainvoke`` s share a step's
+    forward; these threads mostly wait on the shared forward, so there are many."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="awrs")
+        return _POOL
 
 
 def _call_key(prompt: Any, stop: Any, kwargs: dict[str, Any]) -> str:
@@ -224,6 +242,20 @@ class ChatAWRS(AWRSFields, BaseChatModel):
         msg = self._message(res, lm, prompt, kwargs)
         return ChatResult(generations=[ChatGeneration(message=msg)],
                           llm_output={"log_ml": res.log_ml, "model_name": msg.response_metadata["model_name"]})
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """``_generate`` in one of this module's worker threads (see :func:`_pool`), so
+        that concurrent ``ainvoke`` s run at the same time and share each step's forward."""
+        sync = run_manager.get_sync() if run_manager is not None else None
+        call = functools.partial(self._generate, messages, stop, sync, **kwargs)
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(_pool(), ctx.run, call)
 
     # -- batches: every input's particles in one forward per step ----------------------
     def _ahead(self, inputs: Sequence[Any], config: Any, kwargs: dict[str, Any]) -> dict | None:

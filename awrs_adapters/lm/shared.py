@@ -265,7 +265,7 @@ _HOSTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _HOSTS_LOCK = threading.Lock()
 
 
-def shared_host(lm: TransformersLM, *, wait_seconds: float = 0.02) -> SharedForward:
+def shared_host(lm: TransformersLM, *, wait_seconds: float = 0.1) -> SharedForward:
     """The process's open :class:`SharedForward` for ``lm`` (a new one when the open one
     cannot take a prompt): calls from several threads (LangChain ``abatch``, concurrent
     ``ainvoke`` s, a server) then share each step's forward, joining at the next step.
