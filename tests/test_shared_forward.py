@@ -207,3 +207,19 @@ def test_concurrent_calls_share_forwards_and_keep_their_results(lm):
     for k in range(4):
         assert out[k].posterior.keys() == alone[k].posterior.keys()
         assert all(abs(out[k].posterior[s] - w) < 1e-4 for s, w in alone[k].posterior.items())
+
+
+def test_positions_no_row_attends_to_are_dropped(lm):
+    """When the long prompt's rows leave, the cache shrinks to the short prompt's real
+    positions (and its rows still match their fresh forwards)."""
+    group = SharedForward(lm)
+    a, b = group.start("a much longer prompt than the other one", 2), group.start("hi", 1)
+    seqs = {a: [list(a.ids)] * 2, b: [list(b.ids)]}
+    _check(lm, [a, b], [seqs[a], seqs[b]])
+    a.extend([5, 6])
+    b.extend([7])
+    a.logprobs()
+    a.select([])
+    b.extend([8])
+    _check(lm, [b], [[b.ids + [7, 8]]])
+    assert group.mask.shape[1] == len(b.ids) + 2 and bool(group.mask.all())

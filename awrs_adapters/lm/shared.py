@@ -184,6 +184,20 @@ class SharedForward:
         self.forwards += 1
         self.rows_per_forward.append(len(members))
 
+    def _compact(self) -> None:
+        """Drop the leading positions no remaining row attends to (the prompts and slots
+        of rows that left), so a long-lived group's cache stays as long as its oldest
+        row's context plus padding, not its whole history."""
+        assert self.mask is not None
+        if not self.mask.shape[0] or not self.joinable or self.cache is None:
+            return
+        first = int(self.mask.argmax(dim=1).min())  # earliest real position of any row
+        if first > 0:
+            for layer in self.cache.layers:
+                layer.keys = layer.keys[:, :, first:, :]
+                layer.values = layer.values[:, :, first:, :]
+            self.mask = self.mask[:, first:]
+
     def flush(self, caller: SharedBatch | None = None) -> None:
         """Run the prefill, then one forward of every member's pending tokens, if any.
 
@@ -233,6 +247,7 @@ class SharedForward:
             else:
                 self.cache.batch_select_indices(idx)
             self.mask, self.pos = self.mask[rows], self.pos[rows]
+            self._compact()
         kept = self.logits.index_select(0, self._device(rows))  # masked rows keep these
         self.mask = torch.cat([self.mask, real[:, None]], dim=1)
         padded = not bool(self.mask.all())
@@ -265,11 +280,13 @@ _HOSTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _HOSTS_LOCK = threading.Lock()
 
 
-def shared_host(lm: TransformersLM, *, wait_seconds: float = 0.1) -> SharedForward:
+def shared_host(lm: TransformersLM, *, wait_seconds: float = 1.0) -> SharedForward:
     """The process's open :class:`SharedForward` for ``lm`` (a new one when the open one
     cannot take a prompt): calls from several threads (LangChain ``abatch``, concurrent
     ``ainvoke`` s, a server) then share each step's forward, joining at the next step.
-    A forward waits at most ``wait_seconds`` for the other calls' tokens."""
+    A forward waits at most ``wait_seconds`` for the other calls' tokens: a call whose
+    draws take longer (a slow validator) holds the others back that long per step, and
+    one that passes it gets its own forward (a masked slot for the rest) that step."""
     with _HOSTS_LOCK:
         host = _HOSTS.get(lm)
         if host is None or not host.joinable:
