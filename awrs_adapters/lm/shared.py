@@ -34,6 +34,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -84,6 +85,11 @@ class SharedForward:
         self.lock = threading.RLock()
         self._handed_in = threading.Condition(self.lock)
         self.wait_seconds = float(wait_seconds)
+        self._last_hand_in = time.monotonic()
+        # with several calling threads every forward runs on this one thread: each
+        # thread's large allocations would otherwise land in its own malloc arena,
+        # which keeps them (resident memory grew by GBs with 32 concurrent calls)
+        self._forward_thread: ThreadPoolExecutor | None = None
 
     @property
     def eos_token_id(self) -> int:
@@ -158,6 +164,18 @@ class SharedForward:
         for m in members:
             m.rows = m.rows + mask.shape[0]
 
+    def _forward(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, Any]:
+        if self.wait_seconds <= 0:
+            return self.lm.forward(*args, **kwargs)
+        if self._forward_thread is None:
+            self._forward_thread = ThreadPoolExecutor(1, thread_name_prefix="awrs-forward")
+
+        def run() -> tuple[torch.Tensor, Any]:
+            with torch.inference_mode():
+                return self.lm.forward(*args, **kwargs)
+
+        return self._forward_thread.submit(run).result()
+
     def _device(self, x: torch.Tensor) -> torch.Tensor:
         return x if x.device == self.lm.device else x.to(self.lm.device)
 
@@ -170,7 +188,7 @@ class SharedForward:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         padded = not bool(mask.all())  # one prompt (or equal lengths): the plain forward
         with torch.inference_mode():
-            logits, cache = self.lm.forward(
+            logits, cache = self._forward(
                 self._device(x), None, attention_mask=self._device(mask) if padded else None,
                 position_ids=self._device(pos) if padded else None)
         if cache is None:
@@ -214,10 +232,12 @@ class SharedForward:
 
     def _flush(self) -> None:
         if self.wait_seconds > 0:
-            end = time.monotonic() + self.wait_seconds
+            # wait while the other calls keep handing in: stop once all have, or when none
+            # has for wait_seconds (many calls' draws take turns on the GIL, so a fixed
+            # deadline would split a step into several partial forwards)
             while any(m.tokens is None and m.n > 0 and m not in self._waiting
                       for m in self.members):
-                left = end - time.monotonic()
+                left = self._last_hand_in + self.wait_seconds - time.monotonic()
                 if left <= 0 or not any(m.tokens is not None for m in self.members):
                     break
                 self._handed_in.wait(left)
@@ -252,7 +272,7 @@ class SharedForward:
         self.mask = torch.cat([self.mask, real[:, None]], dim=1)
         padded = not bool(self.mask.all())
         with torch.inference_mode():
-            logits, self.cache = self.lm.forward(
+            logits, self.cache = self._forward(
                 self._device(toks[:, None]), self.cache, keep_last=False,
                 attention_mask=self._device(self.mask) if padded else None,
                 position_ids=self._device(self.pos[:, None]) if padded else None)
@@ -351,6 +371,7 @@ class SharedBatch(ParticleBatch):
                     + context_message(self.prompt_tokens, None, limit))
             self.tokens = [int(t) for t in token_ids]
             self._lp = None
+            self.group._last_hand_in = time.monotonic()
             self.group._handed_in.notify_all()
 
     def select(self, rows: Sequence[int]) -> None:
