@@ -389,4 +389,9 @@ class SharedBatch(ParticleBatch):
             if self._lp is not None:
                 self._lp = self._lp.index_select(0, idx.to(self._lp.device))
             if self.n == 0:  # gone: a member waiting on it need not
-                self.group._handed_in.notify_all()
+                g = self.group
+                if not g._waiting and all(m.n == 0 for m in g.members):
+                    # the last rows left: free the cache now, not at the next call's prefill
+                    g.cache = g.mask = g.pos = g.logits = None
+                    g.members = []
+                g._handed_in.notify_all()
