@@ -39,9 +39,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, LMError
+from ..errors import ConfigError
 from .base import ParticleBatch
-from .prompts import context_message
 from .transformers import TransformersLM
 
 __all__ = ["SharedBatch", "SharedForward", "shared_host"]
@@ -349,10 +348,7 @@ class SharedBatch(ParticleBatch):
                 logits = self.group.logits
                 assert logits is not None
                 x = logits.index_select(0, self.rows.to(logits.device))
-                if self.logits_processor is not None:
-                    x = self.logits_processor(x.float().clone())
-                with torch.inference_mode():
-                    self._lp = self.group.lm.postprocess(x, self.temperature)
+                self._lp = self.group.lm.row_logprobs(x, self.logits_processor, self.temperature)
             return self._lp
 
     def extend(self, token_ids: Sequence[int]) -> None:
@@ -363,12 +359,7 @@ class SharedBatch(ParticleBatch):
         with self.group.lock:
             if self in self.group._waiting:  # the prompt's rows exist only after the prefill
                 self.group.flush(self)
-            limit = self.group.lm.context_length
-            if limit is not None and self.length >= limit:
-                raise LMError(
-                    f"generation reached the model's context length after "
-                    f"{self.length - self.prompt_tokens} tokens: "
-                    + context_message(self.prompt_tokens, None, limit))
+            self.group.lm.check_room(self.length, self.prompt_tokens)
             self.tokens = [int(t) for t in token_ids]
             self._lp = None
             self.group._last_hand_in = time.monotonic()

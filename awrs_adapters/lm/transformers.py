@@ -302,6 +302,22 @@ class TransformersLM(LanguageModel):
                     "removed the whole vocabulary; leave at least one token possible")
         return merge_end_tokens(lp, self._eos, self._end_idx)
 
+    def row_logprobs(self, logits: torch.Tensor, processor: Callable[[torch.Tensor], torch.Tensor]
+                     | None, temperature: float) -> torch.Tensor:
+        """A batch's rows: ``processor`` (on a float32 copy), then :meth:`postprocess`."""
+        if processor is not None:
+            logits = processor(logits.float().clone())
+        with torch.inference_mode():
+            return self.postprocess(logits, temperature)
+
+    def check_room(self, length: int, prompt_tokens: int) -> None:
+        """Raise LMError when a row of ``length`` positions cannot take one more token."""
+        limit = self.context_length
+        if limit is not None and length >= limit:
+            raise LMError(
+                f"generation reached the model's context length after "
+                f"{length - prompt_tokens} tokens: " + context_message(prompt_tokens, None, limit))
+
     def __repr__(self) -> str:
         name = getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__
         return f"TransformersLM({name!r}, vocab={self.vocab.size}, eos={self.end_token_ids})"
@@ -337,11 +353,7 @@ class TransformersBatch(ParticleBatch):
 
     def logprobs(self) -> torch.Tensor:
         if self._lp is None:
-            x = self.logits
-            if self.logits_processor is not None:
-                x = self.logits_processor(x.float().clone())
-            with torch.inference_mode():
-                self._lp = self.lm.postprocess(x, self.temperature)
+            self._lp = self.lm.row_logprobs(self.logits, self.logits_processor, self.temperature)
         return self._lp
 
     def extend(self, token_ids: Sequence[int]) -> None:
@@ -349,12 +361,7 @@ class TransformersBatch(ParticleBatch):
             raise ValueError(f"extend got {len(token_ids)} tokens for {self.n} rows")
         if self.n == 0:
             return
-        limit = self.lm.context_length
-        if limit is not None and self.length >= limit:
-            made = self.length - self.prompt_tokens
-            raise LMError(
-                f"generation reached the model's context length after {made} tokens: "
-                + context_message(self.prompt_tokens, None, limit))
+        self.lm.check_room(self.length, self.prompt_tokens)
         x = torch.tensor(token_ids, dtype=torch.long).reshape(self.n, 1)
         if x.device != self.lm.device:
             x = x.to(self.lm.device)
