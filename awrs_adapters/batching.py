@@ -71,12 +71,12 @@ class BatchError(AWRSError, RuntimeError):
 
 def _seed_for(seed: Any, i: int) -> Any:
     """Prompt ``i``'s stream from the batch's ``seed`` (independent of the other prompts)."""
-    if seed is None or isinstance(seed, np.random.Generator):
-        if isinstance(seed, np.random.Generator):
-            raise ConfigError(
-                "seed=<numpy.random.Generator>; a batch needs one stream per prompt: pass an "
-                "int (prompt i then draws from numpy.random.default_rng([seed, i])) or give "
-                "each Request its own seed")
+    if isinstance(seed, np.random.Generator):
+        raise ConfigError(
+            "seed=<numpy.random.Generator>; a batch needs one stream per prompt: pass an "
+            "int (prompt i then draws from numpy.random.default_rng([seed, i])) or give "
+            "each Request its own seed")
+    if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed={seed!r}; pass an int >= 0 or None")
