@@ -10,7 +10,9 @@ does not depend on which prompts it was batched with (same seed, same result, up
 float round-off in the logits). A prompt that fails (a prompt too long, a bad
 constraint, a validator that raises, its ``timeout``) fails alone: the others finish.
 Models without a shared forward (``FunctionLM``, ``VLLMLM``) run one batch per prompt,
-still in lockstep.
+still in lockstep. The batch is a private :class:`~awrs_adapters.scheduler.Scheduler`
+run in the caller's thread (concurrent calls from several threads go through
+:func:`~awrs_adapters.scheduler.scheduler_for` instead).
 
 Example::
 
@@ -25,8 +27,6 @@ Example::
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 
 from .api import make_rng
-from .deadline import check_timeout, timeout_error
-from .errors import AWRSError, ConfigError, GenerationTimeoutError
+from .deadline import check_timeout
+from .errors import AWRSError, ConfigError
 from .lm.base import LanguageModel
 from .results import SMCResult
-from .smc import SMC
+from .runner import RunParams
+from .scheduler import Call, Scheduler
 
 __all__ = ["BatchError", "Request", "generate_batch"]
 
@@ -138,7 +139,6 @@ def generate_batch(
     if estimator not in ("recursive", "geometric"):
         raise ConfigError(f"estimator={estimator!r}; use 'recursive' or 'geometric'")
     secs = check_timeout(timeout)
-    t_start = time.perf_counter()
     reqs = [p if isinstance(p, Request) else Request(p) for p in prompts]
     rngs = []
     for i, r in enumerate(reqs):
@@ -146,10 +146,24 @@ def generate_batch(
         if rngs[-1] is None:
             rngs[-1] = np.random.default_rng()
     out: list[Any] = [None] * len(reqs)
-    _run(lm, reqs, rngs, out, constraint, secs, t_start, max_rows, dict(
-        num_particles=num_particles, max_tokens=max_tokens, method=method,
-        ess_threshold=ess_threshold, resampling=resampling, temperature=temperature,
-        estimator=estimator, stop=stop, twist=twist))
+    calls: list[tuple[int, Call]] = []
+    for i, r in enumerate(reqs):
+        try:  # a Request's own bad value fails that prompt alone
+            params = RunParams(
+                num_particles=num_particles,
+                max_tokens=max_tokens if r.max_tokens is _SHARED else r.max_tokens,
+                method=method, ess_threshold=ess_threshold, resampling=resampling,
+                temperature=temperature, seed=rngs[i], timeout=secs, twist=twist)
+            calls.append((i, Call(r.prompt, constraint if r.constraint is _SHARED else r.constraint,
+                                  params, stop=stop if r.stop is _SHARED else r.stop,
+                                  estimator=estimator)))
+        except Exception as e:
+            out[i] = e
+    Scheduler(lm, max_rows=max_rows).run_here(
+        [c for _, c in calls])
+    for i, c in calls:
+        e = c.future.exception()
+        out[i] = c.future.result() if e is None else e
     failed = [i for i, r in enumerate(out) if isinstance(r, BaseException)]
     if failed and not return_exceptions:
         first = out[failed[0]]
@@ -158,70 +172,3 @@ def generate_batch(
             f"{type(first).__name__}: {first}. Every result and error is in .results; pass "
             "return_exceptions=True to get them in the returned list", out)
     return out
-
-
-def _run(lm: LanguageModel, reqs: list[Request], rngs: list[Any], out: list[Any],
-         constraint: Any, secs: float | None, t_start: float, max_rows: int | None,
-         shared: dict[str, Any]) -> None:
-    """Step every prompt in lockstep; queued prompts join as rows free up (``max_rows``)."""
-    from .lm.transformers import TransformersLM
-
-    host: Any = lm
-    if isinstance(lm, TransformersLM):
-        from .lm.shared import SharedForward
-
-        host = SharedForward(lm)
-    deadline = None if secs is None else t_start + secs
-    queue = deque(range(len(reqs)))
-    engines: dict[int, SMC] = {}
-
-    def admit() -> None:
-        nonlocal host
-        while queue:
-            used = sum(len(e.live) for e in engines.values())
-            need = 1 if shared["temperature"] == 0 else shared["num_particles"]
-            if engines and max_rows is not None and used + need > max_rows:
-                return
-            if not getattr(host, "joinable", True):
-                if engines:  # a cache that cannot be padded: wait until it empties
-                    return
-                host = type(host)(lm)
-            i = queue.popleft()
-            r = reqs[i]
-            kw = dict(shared)
-            if r.max_tokens is not _SHARED:
-                kw["max_tokens"] = r.max_tokens
-            if r.stop is not _SHARED:
-                kw["stop"] = r.stop
-            c = constraint if r.constraint is _SHARED else r.constraint
-            try:
-                engines[i] = SMC(host, r.prompt, c, rng=rngs[i], deadline=deadline, **kw)
-            except Exception as e:  # this prompt fails alone
-                out[i] = _error(e, secs)
-
-    admit()
-    while engines:
-        for phase in ("advance", "settle"):
-            for i, smc in list(engines.items()):
-                if phase == "advance" and smc.done:
-                    continue
-                try:
-                    getattr(smc, phase)()
-                except Exception as e:
-                    out[i] = _error(e, secs)
-                    del engines[i]
-                    smc.batch.select([])  # its rows leave the shared batch
-        for i, smc in list(engines.items()):
-            if smc.done:
-                try:
-                    out[i] = smc.result()
-                except Exception as e:
-                    out[i] = _error(e, secs)
-                del engines[i]
-        admit()
-
-
-def _error(e: Exception, secs: float | None) -> Exception:
-    if isinstance(e, GenerationTimeoutError) and secs is not None:
-        return timeout_error(secs, e)
-    return e

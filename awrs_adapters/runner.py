@@ -1,6 +1,7 @@
 """The step loop around SMC: stop sequences, streaming, timeout and retries in one place.
 
-Overview: :func:`run_streaming` drives :class:`~awrs_adapters.smc.SMC` step by step. After
+Overview: :func:`run_streaming` drives :class:`~awrs_adapters.smc.SMC` step by step
+(through a :class:`~awrs_adapters.scheduler.Call`, so concurrent calls share forwards). After
 each step it enforces a ``timeout``, calls ``on_step(smc)`` (a progress line, stopping
 criteria that end particles with :meth:`SMC.finish <awrs_adapters.smc.SMC.finish>`, a
 token streamer), then calls ``on_text`` with each piece of text that every weighted
@@ -23,7 +24,7 @@ Example::
 from __future__ import annotations
 
 import math
-import time
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,14 +32,12 @@ from typing import Any
 import numpy as np
 
 from .api import make_rng
-from .deadline import check_timeout, timeout_error
-from .errors import ConfigError, GenerationTimeoutError
+from .deadline import check_timeout
+from .errors import ConfigError
 from .lm.base import LanguageModel
 from .resampling import normalise
 from .results import SMCResult
 from .smc import SMC, validate_args
-from .stops import check_stop
-from .vocab import decode_prefix
 
 __all__ = ["RunParams", "cut_at_stop", "particle_table", "run_streaming"]
 
@@ -91,6 +90,7 @@ def run_streaming(
     on_text: Callable[[str], None] | None = None,
     on_step: Callable[[SMC], None] | None = None,
     share_forward: bool = True,
+    cancel: threading.Event | None = None,
 ) -> SMCResult:
     """Run SMC; stream committed text through ``on_text``; return the result.
 
@@ -103,74 +103,25 @@ def run_streaming(
 
     The concatenation of everything passed to ``on_text`` equals ``result.text``.
 
-    ``share_forward`` (default): on a ``TransformersLM``, calls running at the same time
-    in other threads (LangChain ``abatch``, concurrent ``ainvoke`` s, a server) share each
-    step's forward (:func:`~awrs_adapters.lm.shared.shared_host`); a call's result does
-    not depend on the others (up to float round-off in the logits).
+    ``share_forward`` (default): on a ``TransformersLM`` the call runs on the model's
+    :func:`~awrs_adapters.scheduler.scheduler_for` thread, where calls from other threads
+    (LangChain ``abatch``, concurrent ``ainvoke`` s, a server) step with it and share
+    each forward; ``on_step`` and ``on_text`` then run on that thread. A call's result
+    does not depend on the others (up to float round-off in the logits). Otherwise it
+    runs in the calling thread, alone.
+
+    ``cancel``: once set, the run ends at its next step, frees its rows and raises
+    ``concurrent.futures.CancelledError`` (a stream nobody reads any more).
     """
-    rng = make_rng(params.seed)
-    t_start = time.perf_counter()
-    stop = list(check_stop(stop))
-    hold = max((len(s) for s in stop), default=1) - 1  # a stop may be half-generated
-    emitted = ""
-    host: Any = lm
-    if share_forward:
-        from .lm.transformers import TransformersLM
+    from .lm.transformers import TransformersLM
+    from .scheduler import Call, Scheduler, scheduler_for
 
-        if type(lm) is TransformersLM:
-            from .lm.shared import shared_host
-
-            host = shared_host(lm)
-    for _attempt in range(params.max_retries + 1):
-        smc = SMC(
-            host, prompt, constraint,
-            num_particles=params.num_particles, max_tokens=params.max_tokens,
-            method=params.method, ess_threshold=params.ess_threshold,
-            resampling=params.resampling, temperature=params.temperature, rng=rng,
-            stop=stop, twist=params.twist,
-            deadline=None if params.timeout is None else t_start + params.timeout,
-        )
-        try:
-            emitted = _steps(smc, params, t_start, stop, hold, emitted, on_step, on_text)
-        except BaseException:
-            smc.batch.select([])  # its rows leave a batch shared with other calls
-            raise
-        res = smc.result()  # stopped particles already hold the text before the stop
-        if res.ok or emitted:  # text already streamed cannot be taken back: no retry
-            break
-    if on_text is not None and res.ok:
-        final = res.text
-        if final.startswith(emitted) and len(final) > len(emitted):
-            on_text(final[len(emitted):])
-    return res
-
-
-def _steps(smc: SMC, params: RunParams, t_start: float, stop: list[str], hold: int,
-           emitted: str, on_step: Callable[[SMC], None] | None,
-           on_text: Callable[[str], None] | None) -> str:
-    """Run ``smc`` to the end with the checks and callbacks; return the text emitted."""
-    steps = iter(smc)
-    while True:
-        try:
-            next(steps)
-        except StopIteration:
-            return emitted
-        except GenerationTimeoutError as e:  # inside a draw: say which limit it was
-            raise timeout_error(params.timeout, e) from None
-        if params.timeout is not None and time.perf_counter() - t_start > params.timeout:
-            raise GenerationTimeoutError(
-                f"generation passed timeout={params.timeout} s after {smc.t} tokens with "
-                f"{smc.N} particles; raise timeout, or lower num_particles / max_tokens"
-            )
-        if on_step is not None:
-            on_step(smc)
-        if on_text is not None:
-            committed = cut_at_stop(decode_prefix(smc.committed_prefix()), stop)
-            if stop and hold:
-                committed = committed[: max(len(committed) - hold, 0)]
-            if len(committed) > len(emitted) and committed.startswith(emitted):
-                on_text(committed[len(emitted):])
-                emitted = committed
+    call = Call(prompt, constraint, params, stop=stop, on_text=on_text, on_step=on_step,
+                cancel=cancel)
+    if share_forward and type(lm) is TransformersLM:
+        return scheduler_for(lm).run(call)
+    Scheduler(lm, share=False).run_here([call])  # in this thread, alone
+    return call.future.result()
 
 
 def particle_table(res: SMCResult) -> list[dict[str, Any]]:

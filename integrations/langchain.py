@@ -340,7 +340,8 @@ class ChatAWRS(AWRSFields, BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         prompt, constraint = self._prepare(messages, kwargs)
         pieces = pieces_in_thread(
-            lambda on_text: self._run(prompt, stop, kwargs, on_text=on_text, constraint=constraint))
+            lambda on_text, cancel: self._run(prompt, stop, kwargs, on_text=on_text,
+                                              constraint=constraint, cancel=cancel))
         shaper = ToolStream() if kwargs.get("tools") else None
         while True:
             try:
@@ -488,7 +489,8 @@ class AWRSLLM(AWRSFields, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        for item in pieces_in_thread(lambda on_text: self._run(prompt, stop, kwargs, on_text=on_text)):
+        for item in pieces_in_thread(lambda on_text, cancel: self._run(
+                prompt, stop, kwargs, on_text=on_text, cancel=cancel)):
             chunk = GenerationChunk(text=item)
             if run_manager:
                 run_manager.on_llm_new_token(item, chunk=chunk)

@@ -7,13 +7,14 @@ stop, timeout, retries...), checks a call's keyword arguments against
 :data:`CALL_KWARGS` (a misspelt one is named with a suggestion), and runs the core
 :func:`~awrs_adapters.runner.run_streaming`. :func:`load_model` loads a named model once
 per process; :func:`pieces_in_thread` runs the synchronous core in a worker thread and
-yields the text it commits, for streaming.
+yields the text it commits, for streaming (a stream its consumer abandons cancels the
+run at its next step).
 
 Example::
 
     from awrs_adapters.integrations.langchain_base import pieces_in_thread
 
-    def run(on_text):
+    def run(on_text, cancel):
         on_text("he")
         on_text("llo")
         return "done"
@@ -52,28 +53,38 @@ def load_model(name: str) -> LanguageModel:
         return _MODELS[name]
 
 
-def pieces_in_thread(run: Callable[[Callable[[str], None]], Any]) -> Generator[str, None, Any]:
-    """Run ``run(on_text)`` in a worker thread; yield the pieces it passes to ``on_text``.
+def pieces_in_thread(
+    run: Callable[[Callable[[str], None], threading.Event], Any],
+) -> Generator[str, None, Any]:
+    """Run ``run(on_text, cancel)`` in a worker thread; yield the pieces it passes to
+    ``on_text``.
 
     The core is synchronous; this lets a model's ``_stream`` hand out text as it is
-    committed. The generator's return value (``StopIteration.value``) is what ``run`` returned; an
-    exception raised by ``run`` is re-raised in the consumer's thread.
+    committed. The generator's return value (``StopIteration.value``) is what ``run``
+    returned; an exception raised by ``run`` is re-raised in the consumer's thread. When
+    the consumer stops early (``break``, ``close()``, the generator collected) ``cancel``
+    is set: pass it to ``run_streaming(cancel=...)``, which ends the run at its next step
+    and frees its rows instead of sampling to the end for nobody.
     """
+    cancel = threading.Event()
     q: queue.Queue = queue.Queue()
     done = object()
     box: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            box["res"] = run(q.put)
+            box["res"] = run(q.put, cancel)
         except BaseException as e:  # re-raised in the consumer's thread
             box["err"] = e
         q.put(done)
 
     t = threading.Thread(target=work, daemon=True)
     t.start()
-    while (item := q.get()) is not done:
-        yield item
+    try:
+        while (item := q.get()) is not done:
+            yield item
+    finally:
+        cancel.set()  # a no-op once the run is over
     t.join()
     if "err" in box:
         raise box["err"]
@@ -156,13 +167,14 @@ class AWRSFields:
 
     def _run(
         self, prompt: Any, stop: list[str] | None, kwargs: dict[str, Any], on_text: Any = None,
-        constraint: Any = None,
+        constraint: Any = None, cancel: threading.Event | None = None,
     ) -> tuple[SMCResult, LanguageModel]:
         lm = self._lm_for(kwargs)
         if constraint is None:
             constraint = kwargs.get("constraint", self.constraint)
         res = run_streaming(lm, prompt, constraint, self._params(kwargs),
-                            stop=stop if stop is not None else self.stop, on_text=on_text)
+                            stop=stop if stop is not None else self.stop, on_text=on_text,
+                            cancel=cancel)
         if not res.ok:
             raise NoValidSampleError(res.hint)
         return res, lm

@@ -117,6 +117,28 @@ def test_stream_concatenation_equals_final_text(kind):
     assert len([p for p in pieces if p]) >= 1
 
 
+@pytest.mark.parametrize("kind", ["chat", "llm"])
+def test_an_abandoned_stream_stops_sampling(kind):
+    """Breaking out of a stream cancels the run at its next step: the predicate stops
+    being called long before max_tokens. Broken variant that fails: pieces_in_thread
+    without the cancel event (the worker samples all 3,000 tokens for nobody)."""
+    calls = []
+
+    def prefix(s: str) -> bool:
+        calls.append(s)
+        return True
+
+    c = Predicate(complete=lambda s: False, prefix=prefix)
+    kw = dict(lm=words_lm(), constraint=c, num_particles=1, max_tokens=3000, seed=0)
+    model = ChatAWRS(**kw) if kind == "chat" else AWRSLLM(**kw)
+    for _ in model.stream("go"):
+        break
+    time.sleep(0.3)
+    seen = len(calls)
+    time.sleep(0.3)
+    assert len(calls) == seen and seen < 1000
+
+
 def test_stop_sequences_are_honoured():
     model = chat(seed=2, max_tokens=12)
     full = model.invoke("go").content

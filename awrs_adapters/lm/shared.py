@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import math
 import threading
-import time
-import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -43,7 +40,7 @@ from ..errors import ConfigError
 from .base import ParticleBatch
 from .transformers import TransformersLM
 
-__all__ = ["SharedBatch", "SharedForward", "shared_host"]
+__all__ = ["SharedBatch", "SharedForward"]
 
 #: token fed into masked slots and left padding (never attended to)
 _PAD = 0
@@ -63,7 +60,7 @@ class SharedForward:
 
     raw_temperature = True
 
-    def __init__(self, lm: TransformersLM, *, wait_seconds: float = 0.0) -> None:
+    def __init__(self, lm: TransformersLM) -> None:
         if not isinstance(lm, TransformersLM):
             raise ConfigError(
                 f"lm={type(lm).__name__}; SharedForward batches a TransformersLM's forwards "
@@ -78,17 +75,9 @@ class SharedForward:
         self.logits: torch.Tensor | None = None  # [B, V]: each row's last real logits
         self.forwards = 0
         self.rows_per_forward: list[int] = []
-        #: calls from several threads: every member method holds this lock, and a forward
-        #: waits up to ``wait_seconds`` for the other live members to hand in their tokens
-        #: (0: never waits, the lockstep of generate_batch needs none)
+        #: members start from any thread (a scheduler's submitters) while another steps
+        #: them: every member method holds this lock
         self.lock = threading.RLock()
-        self._handed_in = threading.Condition(self.lock)
-        self.wait_seconds = float(wait_seconds)
-        self._last_hand_in = time.monotonic()
-        # with several calling threads every forward runs on this one thread: each
-        # thread's large allocations would otherwise land in its own malloc arena,
-        # which keeps them (resident memory grew by GBs with 32 concurrent calls)
-        self._forward_thread: ThreadPoolExecutor | None = None
 
     @property
     def eos_token_id(self) -> int:
@@ -163,18 +152,6 @@ class SharedForward:
         for m in members:
             m.rows = m.rows + mask.shape[0]
 
-    def _forward(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, Any]:
-        if self.wait_seconds <= 0:
-            return self.lm.forward(*args, **kwargs)
-        if self._forward_thread is None:
-            self._forward_thread = ThreadPoolExecutor(1, thread_name_prefix="awrs-forward")
-
-        def run() -> tuple[torch.Tensor, Any]:
-            with torch.inference_mode():
-                return self.lm.forward(*args, **kwargs)
-
-        return self._forward_thread.submit(run).result()
-
     def _device(self, x: torch.Tensor) -> torch.Tensor:
         return x if x.device == self.lm.device else x.to(self.lm.device)
 
@@ -187,7 +164,7 @@ class SharedForward:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         padded = not bool(mask.all())  # one prompt (or equal lengths): the plain forward
         with torch.inference_mode():
-            logits, cache = self._forward(
+            logits, cache = self.lm.forward(
                 self._device(x), None, attention_mask=self._device(mask) if padded else None,
                 position_ids=self._device(pos) if padded else None)
         if cache is None:
@@ -219,8 +196,7 @@ class SharedForward:
         """Run the prefill, then one forward of every member's pending tokens, if any.
 
         ``caller``: the member asking. One with no pending tokens (it only needs its
-        prefill) runs no token forward; one with pending tokens first waits up to
-        ``wait_seconds`` for the other live members' tokens.
+        prefill) runs no token forward.
         """
         with self.lock:
             if caller is not None and caller.tokens is None:
@@ -230,16 +206,6 @@ class SharedForward:
             self._flush()
 
     def _flush(self) -> None:
-        if self.wait_seconds > 0:
-            # wait while the other calls keep handing in: stop once all have, or when none
-            # has for wait_seconds (many calls' draws take turns on the GIL, so a fixed
-            # deadline would split a step into several partial forwards)
-            while any(m.tokens is None and m.n > 0 and m not in self._waiting
-                      for m in self.members):
-                left = self._last_hand_in + self.wait_seconds - time.monotonic()
-                if left <= 0 or not any(m.tokens is not None for m in self.members):
-                    break
-                self._handed_in.wait(left)
         if self._waiting:
             if self.cache is None:
                 self._prefill()
@@ -271,7 +237,7 @@ class SharedForward:
         self.mask = torch.cat([self.mask, real[:, None]], dim=1)
         padded = not bool(self.mask.all())
         with torch.inference_mode():
-            logits, self.cache = self._forward(
+            logits, self.cache = self.lm.forward(
                 self._device(toks[:, None]), self.cache, keep_last=False,
                 attention_mask=self._device(self.mask) if padded else None,
                 position_ids=self._device(self.pos[:, None]) if padded else None)
@@ -293,24 +259,6 @@ class SharedForward:
         self.members = [m for m in self.members if m.n > 0 or m in self._waiting]
         if not live:
             self.cache = None
-
-
-_HOSTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_HOSTS_LOCK = threading.Lock()
-
-
-def shared_host(lm: TransformersLM, *, wait_seconds: float = 1.0) -> SharedForward:
-    """The process's open :class:`SharedForward` for ``lm`` (a new one when the open one
-    cannot take a prompt): calls from several threads (LangChain ``abatch``, concurrent
-    ``ainvoke`` s, a server) then share each step's forward, joining at the next step.
-    A forward waits at most ``wait_seconds`` for the other calls' tokens: a call whose
-    draws take longer (a slow validator) holds the others back that long per step, and
-    one that passes it gets its own forward (a masked slot for the rest) that step."""
-    with _HOSTS_LOCK:
-        host = _HOSTS.get(lm)
-        if host is None or not host.joinable:
-            host = _HOSTS[lm] = SharedForward(lm, wait_seconds=wait_seconds)
-        return host
 
 
 def _pad_left(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -362,8 +310,6 @@ class SharedBatch(ParticleBatch):
             self.group.lm.check_room(self.length, self.prompt_tokens)
             self.tokens = [int(t) for t in token_ids]
             self._lp = None
-            self.group._last_hand_in = time.monotonic()
-            self.group._handed_in.notify_all()
 
     def select(self, rows: Sequence[int]) -> None:
         idx = torch.as_tensor([int(r) for r in rows], dtype=torch.long)
@@ -379,10 +325,8 @@ class SharedBatch(ParticleBatch):
             self.n = len(idx)
             if self._lp is not None:
                 self._lp = self._lp.index_select(0, idx.to(self._lp.device))
-            if self.n == 0:  # gone: a member waiting on it need not
-                g = self.group
-                if not g._waiting and all(m.n == 0 for m in g.members):
-                    # the last rows left: free the cache now, not at the next call's prefill
-                    g.cache = g.mask = g.pos = g.logits = None
-                    g.members = []
-                g._handed_in.notify_all()
+            g = self.group
+            if self.n == 0 and not g._waiting and all(m.n == 0 for m in g.members):
+                # the last rows left: free the cache now, not at the next call's prefill
+                g.cache = g.mask = g.pos = g.logits = None
+                g.members = []
