@@ -86,6 +86,8 @@ class Call:
         self.emitted = ""
         self.attempt = 0
         self.smc: SMC | None = None
+        #: steps the engine ran (set when it is released)
+        self.steps = 0
         self.future: Future[SMCResult] = Future()
         self._cancelled = False
         self._cancel_event = cancel
@@ -147,8 +149,15 @@ class Call:
             final = res.text
             if final.startswith(self.emitted) and len(final) > len(self.emitted):
                 self.on_text(final[len(self.emitted):])
+        self._release()
         self.future.set_result(res)
         return True
+
+    def _release(self) -> None:
+        # a finished call keeps no engine: a batch's calls live until the batch returns
+        if self.smc is not None:
+            self.steps = self.smc.t
+            self.smc = None
 
     def fail(self, e: BaseException) -> None:
         """Free this call's rows and resolve its future with ``e``."""
@@ -157,6 +166,7 @@ class Call:
                 self.smc.batch.select([])  # its rows leave a batch shared with other calls
             except Exception:  # noqa: BLE001 - the batch may be what failed; e says why
                 pass
+            self._release()
         if isinstance(e, GenerationTimeoutError) and self.params.timeout is not None:
             e = timeout_error(self.params.timeout, e)
         if not self.future.done():

@@ -66,7 +66,7 @@ def main() -> None:
             res = generate(lm, PROMPT, c, num_particles=N, max_tokens=T, seed=r)
             ours.append(1000 * (res.stats.seconds + res.stats.setup_seconds) / res.stats.tokens)
             t0 = time.perf_counter()
-            out = model.generate(**inputs, custom_generate=smc_generate, constraint=c,
+            out = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=c,
                                  num_particles=N, max_new_tokens=T, do_sample=True, top_k=0,
                                  awrs_tokenizer=tok, seed=r)
             ours_gen.append(1000 * (time.perf_counter() - t0) / out.results[0].stats.tokens)

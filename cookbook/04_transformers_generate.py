@@ -33,7 +33,7 @@ def main(particles: int = 4) -> None:
     L = inputs["input_ids"].shape[1]
 
     t0 = time.perf_counter()
-    out = model.generate(**inputs, custom_generate=smc_generate, constraint=date,
+    out = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=date,
                          num_particles=particles, max_new_tokens=12, do_sample=True,
                          awrs_tokenizer=tok, seed=0)
     print(f"smc_generate ({time.perf_counter() - t0:.1f} s):")
@@ -41,7 +41,7 @@ def main(particles: int = 4) -> None:
         print(f"  {row!r}  posterior {dict(list(res.posterior.items())[:3])}  log_ml {res.log_ml:.2f}")
         assert date.accepts(row) and row in res.posterior
 
-    folder = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, trust_remote_code=True,
+    folder = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, return_dict_in_generate=True, trust_remote_code=True,
                             tokenizer=tok, constraint=date, num_particles=particles,
                             max_new_tokens=12, do_sample=True, seed=0)
     print(f"folder form: {tok.batch_decode(folder.sequences[:, L:], skip_special_tokens=True)}")

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import json
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
@@ -59,7 +57,7 @@ from ..errors import ConfigError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
 from ..runner import particle_table
-from .langchain_base import AWRSFields, pieces_in_thread
+from .langchain_base import AWRSFields, in_worker, pieces_in_thread
 from .langchain_messages import (
     ToolStream,
     messages_to_chat,
@@ -75,21 +73,6 @@ __all__ = ["AWRSLLM", "ChatAWRS", "messages_to_chat"]
 #: ``_generate`` (run by LangChain's own batch, callbacks and all) takes its result here
 _AHEAD: contextvars.ContextVar[dict | None] = contextvars.ContextVar("awrs_batch_ahead",
                                                                       default=None)
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Worker threads of the async forms. asyncio's default executor has cpu_count + 4
-    threads, which would let only that many concurrent ``ainvoke`` s share a step's
-    forward; these threads mostly wait on the shared forward, so there are many."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="awrs")
-        return _POOL
 
 
 def _call_key(prompt: Any, stop: Any, kwargs: dict[str, Any]) -> str:
@@ -250,12 +233,11 @@ class ChatAWRS(AWRSFields, BaseChatModel):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> ChatResult:
-        """``_generate`` in one of this module's worker threads (see :func:`_pool`), so
-        that concurrent ``ainvoke`` s run at the same time and share each step's forward."""
+        """``_generate`` in a worker thread (see :func:`~.langchain_base.in_worker`), so
+        that concurrent ``ainvoke`` s step together and share each forward; a cancelled
+        ``ainvoke`` stops sampling at the next step."""
         sync = run_manager.get_sync() if run_manager is not None else None
-        call = functools.partial(self._generate, messages, stop, sync, **kwargs)
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(_pool(), ctx.run, call)
+        return await in_worker(self._generate, messages, stop, sync, **kwargs)
 
     # -- batches: every input's particles in one forward per step ----------------------
     def _ahead(self, inputs: Sequence[Any], config: Any, kwargs: dict[str, Any]) -> dict | None:
@@ -461,13 +443,20 @@ class AWRSLLM(AWRSFields, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        generations, outputs = [], []
-        for prompt in prompts:
+        def one(prompt: str) -> SMCResult:
             on_text = None
             if run_manager is not None:
                 def on_text(piece: str, rm: CallbackManagerForLLMRun = run_manager) -> None:
                     rm.on_llm_new_token(piece)
-            res, _ = self._run(prompt, stop, kwargs, on_text=on_text)
+            return self._run(prompt, stop, kwargs, on_text=on_text)[0]
+
+        if len(prompts) > 1:  # at the same time: they step together on the model's scheduler
+            with ThreadPoolExecutor(min(len(prompts), 64), thread_name_prefix="awrs-llm") as ex:
+                runs = list(ex.map(one, prompts))
+        else:
+            runs = [one(p) for p in prompts]
+        generations, outputs = [], []
+        for res in runs:
             post = res.posterior
             rows = sorted(particle_table(res), key=lambda r: (-post.get(r["text"], 0.0), -r["weight"]))
             generations.append([
@@ -481,6 +470,53 @@ class AWRSLLM(AWRSFields, BaseLLM):
             "ess_history": [o["ess_history"] for o in outputs],
             "runs": outputs,
         })
+
+    async def _agenerate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        """``_generate`` in a worker thread; a cancelled call stops sampling at the next step."""
+        sync = run_manager.get_sync() if run_manager is not None else None
+        return await in_worker(self._generate, prompts, stop, sync, **kwargs)
+
+    def batch(  # type: ignore[override]
+        self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """LangChain's LLM batch (all prompts in one ``generate``, stepping together);
+        with ``return_exceptions=True`` each input runs as its own call, so a bad prompt
+        fails alone instead of replacing every result with its error."""
+        if not return_exceptions:
+            return super().batch(inputs, config, **kwargs)
+        from langchain_core.runnables.config import get_config_list
+
+        configs = get_config_list(config, len(inputs))
+        limit = configs[0].get("max_concurrency") if inputs else None
+
+        def one(i: int) -> Any:
+            try:
+                return self.invoke(inputs[i], configs[i], **kwargs)
+            except Exception as e:
+                return e
+
+        if not inputs:
+            return []
+        with ThreadPoolExecutor(min(limit or len(inputs), 64), thread_name_prefix="awrs-llm") as ex:
+            return list(ex.map(one, range(len(inputs))))
+
+    async def abatch(  # type: ignore[override]
+        self, inputs: list[Any], config: Any = None, *, return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """As :meth:`batch`: with ``return_exceptions=True`` a bad prompt fails alone."""
+        if not return_exceptions:
+            return await super().abatch(inputs, config, **kwargs)
+        from langchain_core.runnables import Runnable
+
+        return await Runnable.abatch(self, inputs, config, return_exceptions=True, **kwargs)
 
     def _stream(
         self,

@@ -24,10 +24,14 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import difflib
+import functools
 import queue
 import threading
 from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -37,7 +41,41 @@ from ..lm.base import LanguageModel
 from ..results import SMCResult
 from ..runner import RunParams, particle_table, run_streaming
 
-__all__ = ["CALL_KWARGS", "AWRSFields", "load_model", "pieces_in_thread"]
+__all__ = ["CALL_KWARGS", "AWRSFields", "in_worker", "load_model", "pieces_in_thread"]
+
+#: the cancel event of the async call running in this context (see :func:`in_worker`)
+_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "awrs_cancel", default=None)
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Worker threads of the async forms. asyncio's default executor has cpu_count + 4
+    threads, which would let only that many concurrent ``ainvoke`` s step together;
+    these threads only wait on the model's scheduler, so there are many."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="awrs")
+        return _POOL
+
+
+async def in_worker(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in a worker thread (the context copied), awaited.
+
+    Cancelling the awaiting task (``asyncio.wait_for`` timing out, a client that went
+    away) sets the run's cancel event: the sampling inside ends at its next step and
+    frees its rows instead of running to the end for nobody."""
+    cancel = threading.Event()
+    ctx = contextvars.copy_context()
+    ctx.run(_CANCEL.set, cancel)
+    call = functools.partial(ctx.run, functools.partial(fn, *args, **kwargs))
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_pool(), call)
+    except asyncio.CancelledError:
+        cancel.set()
+        raise
 
 _MODELS: dict[str, LanguageModel] = {}
 _MODELS_LOCK = threading.Lock()
@@ -174,7 +212,7 @@ class AWRSFields:
             constraint = kwargs.get("constraint", self.constraint)
         res = run_streaming(lm, prompt, constraint, self._params(kwargs),
                             stop=stop if stop is not None else self.stop, on_text=on_text,
-                            cancel=cancel)
+                            cancel=cancel if cancel is not None else _CANCEL.get())
         if not res.ok:
             raise NoValidSampleError(res.hint)
         return res, lm

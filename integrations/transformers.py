@@ -5,9 +5,12 @@ Overview:
 * :func:`smc_generate` is a ``custom_generate`` callable: ``model.generate(**inputs,
   custom_generate=smc_generate, constraint=..., num_particles=8, max_new_tokens=...)``
   runs AWRS-SMC per prompt with generate's own preparation (generation config, logits
-  processors, stopping criteria, padding). It returns :class:`SMCGenerateOutput`:
-  ``.sequences`` (one row per prompt, drawn from that prompt's posterior, padded like
-  generate pads) and ``.results`` (one :class:`~awrs_adapters.results.SMCResult` each).
+  processors, stopping criteria, padding). Like generate it returns a ``LongTensor`` (one
+  row per prompt, drawn from that prompt's posterior, padded like generate pads;
+  ``num_return_sequences=k`` with ``do_sample=True``: k draws from each prompt's
+  posterior), or with ``return_dict_in_generate=True`` an :class:`SMCGenerateOutput`
+  with ``.sequences``, ``.results`` (one :class:`~awrs_adapters.results.SMCResult` per
+  prompt) and ``scores`` / ``logits`` when asked.
   transformers does not pass ``tokenizer=`` or ``streamer=`` to a callable strategy, so
   pass them as ``awrs_tokenizer=`` / ``awrs_streamer=`` (or use the folder form below).
 * The folder form, ``model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR,
@@ -34,7 +37,7 @@ Example::
     model, tok = lm.model, lm.tokenizer
     out = model.generate(**tok("Date:", return_tensors="pt"), custom_generate=smc_generate,
                          constraint=Regex(r" [0-9]{4}-[0-9]{2}-[0-9]{2}"), num_particles=8,
-                         max_new_tokens=12, awrs_tokenizer=tok)
+                         max_new_tokens=12, awrs_tokenizer=tok, return_dict_in_generate=True)
     print(tok.batch_decode(out.sequences), out.results[0].posterior)
     lcd = AWRSLogitsProcessor(Regex(r" [0-9]{4}"), tok)
     model.generate(**tok("Year:", return_tensors="pt"), logits_processor=[lcd], do_sample=True)
@@ -78,10 +81,20 @@ CUSTOM_GENERATE_DIR = str(Path(__file__).resolve().parent)
 
 @dataclass
 class SMCGenerateOutput(ModelOutput):
-    """``sequences``: ``[batch, prompt + new]`` ids; ``results``: one ``SMCResult`` per prompt."""
+    """What ``generate`` returns with ``return_dict_in_generate=True``.
+
+    ``sequences``: ``[batch * num_return_sequences, prompt + new]`` ids (each prompt's
+    draws next to each other, as generate orders them); ``results``: one ``SMCResult``
+    per prompt (its whole population); ``scores`` / ``logits`` (when
+    ``output_scores`` / ``output_logits``): per new position, ``[rows, V]`` float
+    tensors of the prior's processed / raw scores along the returned sequence (the
+    constraint is not a mask here, so it is not in them; ``-inf`` where a row ended).
+    """
 
     sequences: torch.LongTensor | None = None
     results: list[SMCResult] | None = None
+    scores: tuple[torch.FloatTensor, ...] | None = None
+    logits: tuple[torch.FloatTensor, ...] | None = None
 
 
 # -- a LanguageModel view that applies generate's processors to the raw logits --------
@@ -259,8 +272,9 @@ def smc_generate(
     top_k: int | None = None,
     top_p: float | None = None,
     min_p: float | None = None,
+    num_return_sequences: int | None = None,
     **model_kwargs: Any,
-) -> SMCGenerateOutput:
+) -> torch.LongTensor | SMCGenerateOutput:
     """A ``custom_generate`` strategy for ``model.generate``: AWRS-SMC per prompt.
 
     It **samples by default** (``num_particles`` weighted particles and a ``log_ml``),
@@ -286,7 +300,8 @@ def smc_generate(
     ``numpy.random.Generator``) makes runs
     reproducible; by default it is drawn from torch's generator, so ``torch.manual_seed``
     works as with plain generate. ``awrs_tokenizer`` is required unless the model folder
-    has a tokenizer; ``awrs_streamer`` receives the tokens every weighted particle
+    has a tokenizer; ``awrs_streamer`` receives the prompt first (as from generate, so
+    ``TextStreamer(skip_prompt=True)`` works), then the tokens every weighted particle
     shares as soon as they are fixed, then the rest (batch of one prompt). When no
     particle of a prompt survives, its row is the prompt alone, ``results[b].ok`` is
     False and a warning gives ``results[b].hint``.
@@ -344,8 +359,19 @@ def smc_generate(
     params = RunParams(num_particles=num_particles, max_tokens=int(max_new), method=method,
                        ess_threshold=ess_threshold, resampling=resampling, twist=twist,
                        temperature=0.0 if greedy else 1.0, seed=rng)  # one stream for all
-    results, rows = [], []
-    for b in range(B):
+    # one population per prompt, then k draws from its posterior. The call's
+    # num_return_sequences reaches this strategy as is; one set on a GenerationConfig
+    # made generate repeat each prompt that many times (next to each other) already
+    rep = int(getattr(cfg, "num_return_sequences", None) or 1)
+    k = rep if num_return_sequences is None else num_return_sequences
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"num_return_sequences={k!r}; pass an int >= 1 (draws per prompt)")
+    if B % rep:
+        raise ConfigError(f"{B} input rows are not a multiple of num_return_sequences={rep}")
+    if streamer is not None and B == 1:
+        streamer.put(input_ids.cpu())  # as generate does: TextStreamer(skip_prompt=True) skips it
+    results, rows, news = [], [], []
+    for b in range(0, B, rep):
         row = input_ids[b]
         keep = row if attn is None else row[attn[b].bool()]
         prompt = [int(i) for i in keep.tolist()]
@@ -358,22 +384,55 @@ def smc_generate(
                     f" {', '.join(cut)} in the call truncated the model before the constraint: it "
                     "removes valid tokens too (often the end the constraint needs). Drop it: the "
                     "constraint already restricts the output.")
-            warnings.warn(f"smc_generate: prompt {b}: {res.hint}", stacklevel=3)
+            warnings.warn(f"smc_generate: prompt {b // rep}: {res.hint}", stacklevel=3)
         results.append(res)
-        chosen = _draw(res, rng)
-        new = [] if chosen is None else list(chosen.token_ids)
-        if chosen is not None and not (chosen.truncated or chosen.stopped):
-            new.append(ends[0] if ends else base.vocab.eos_token_id)  # it drew EOS
+        for _ in range(k):
+            chosen = _draw(res, rng)
+            new = [] if chosen is None else list(chosen.token_ids)
+            if chosen is not None and not (chosen.truncated or chosen.stopped):
+                new.append(ends[0] if ends else base.vocab.eos_token_id)  # it drew EOS
+            rows.append([int(i) for i in row.tolist()] + new)
+            news.append(len(new))
         if streamer is not None and B == 1:
             if new[sent:]:
                 streamer.put(torch.tensor(new[sent:]))
             streamer.end()
-        rows.append([int(i) for i in row.tolist()] + new)
     pad = getattr(cfg, "pad_token_id", None)
     if pad is None:
         pad = ends[0] if ends else base.vocab.eos_token_id
     width = max(len(r) for r in rows)
-    seqs = torch.full((B, width), int(pad), dtype=torch.long)
+    seqs = torch.full((len(rows), width), int(pad), dtype=torch.long)
     for b, r in enumerate(rows):
         seqs[b, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return SMCGenerateOutput(sequences=seqs.to(input_ids.device), results=results)
+    seqs = seqs.to(input_ids.device)
+    if not getattr(cfg, "return_dict_in_generate", False):
+        return seqs  # generate's contract: a LongTensor unless the dict is asked for
+    out = SMCGenerateOutput(sequences=seqs, results=results)
+    if getattr(cfg, "output_scores", False) or getattr(cfg, "output_logits", False):
+        src = torch.tensor([(r // k) * rep for r in range(len(rows))])  # each row's input row
+        raw, scored = _scores(model, seqs, None if attn is None else attn[src.to(attn.device)],
+                              L, news, lm.processors)
+        out.logits = raw if getattr(cfg, "output_logits", False) else None
+        out.scores = scored if getattr(cfg, "output_scores", False) else None
+    return out
+
+
+@torch.no_grad()
+def _scores(model: Any, seqs: torch.Tensor, attn: torch.Tensor | None, L: int, news: list[int],
+            procs: Any) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Raw and processed next-token scores along ``seqs`` (one forward of every row)."""
+    B, width = seqs.shape
+    mask = torch.zeros(B, width, dtype=torch.long, device=seqs.device)
+    mask[:, :L] = 1 if attn is None else attn.to(mask.device)
+    for b, n in enumerate(news):
+        mask[b, L:L + n] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=seqs, attention_mask=mask, position_ids=pos).logits.float()
+    raw, scored = [], []
+    for t in range(width - L):
+        x = logits[:, L - 1 + t].clone()
+        y = procs(seqs[:, :L + t], x.clone()) if procs else x.clone()
+        ended = torch.tensor([t >= n for n in news], device=x.device)
+        raw.append(x.masked_fill(ended[:, None], -math.inf))
+        scored.append(y.masked_fill(ended[:, None], -math.inf))
+    return tuple(raw), tuple(scored)

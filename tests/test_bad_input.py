@@ -162,7 +162,7 @@ def test_all_minus_inf_row_is_named_as_such_not_as_fp16_overflow(tiny):
 
     inputs = tok(["hello"], return_tensors="pt")
     with pytest.raises(LMError, match="score -inf.*whole vocabulary") as e:
-        model.generate(**inputs, custom_generate=smc_generate, awrs_tokenizer=tok,
+        model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, awrs_tokenizer=tok,
                        logits_processor=LogitsProcessorList([ban_all]), max_new_tokens=2,
                        num_particles=2, seed=0)
     assert "fp16" not in str(e.value)
@@ -235,7 +235,7 @@ def test_smc_generate_default_top_k_does_not_kill_a_constraint_that_must_end():
     model, tok = lm.model, lm.tokenizer
     ids = tok("The year is", return_tensors="pt")  # with top_k=50: ok=False on 3 of 3 seeds
     for seed in range(3):
-        out = model.generate(**ids, custom_generate=smc_generate, awrs_tokenizer=tok,
+        out = model.generate(**ids, custom_generate=smc_generate, return_dict_in_generate=True, awrs_tokenizer=tok,
                              constraint=Regex("[0-9]{2}"), do_sample=True, max_new_tokens=6,
                              num_particles=4, seed=seed)
         res = out.results[0]

@@ -59,7 +59,7 @@ def test_model_generate_with_a_json_schema_parses_with_pydantic(lm):
     finally:
         tok.padding_side = side
     L = inputs["input_ids"].shape[1]
-    out = lm.model.generate(**inputs, custom_generate=smc_generate, constraint=JSONSchema(Person),
+    out = lm.model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=JSONSchema(Person),
                             num_particles=4, max_new_tokens=40, do_sample=True,
                             awrs_tokenizer=tok, seed=0)
     rows = tok.batch_decode(out.sequences[:, L:], skip_special_tokens=True)

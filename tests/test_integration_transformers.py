@@ -50,7 +50,7 @@ def test_smc_generate_batch_of_two_prompts_matches_direct_generate(setup):
     model, tok = setup
     inputs = tok(["hello there", "a"], return_tensors="pt", padding=True)
     # no do_sample, no top_k: it samples, and generate's default top_k=50 is not applied
-    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+    out = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS,
                          num_particles=16, max_new_tokens=6, awrs_tokenizer=tok, seed=3)
     assert isinstance(out, SMCGenerateOutput)
     L = inputs["input_ids"].shape[1]
@@ -75,7 +75,7 @@ def test_smc_generate_passes_the_twist(setup):
     inputs = tok(["hello there"], return_tensors="pt")
     ids = inputs["input_ids"][0].tolist()
     lm = TransformersLM(model, tok)
-    kw = dict(custom_generate=smc_generate, constraint=LETTERS, num_particles=16,
+    kw = dict(custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS, num_particles=16,
               max_new_tokens=6, awrs_tokenizer=tok)
     out = model.generate(**inputs, seed=5, twist="none", **kw).results[0]
     direct = {t: generate(lm, ids, LETTERS, num_particles=16, max_tokens=6, seed=5, twist=t)
@@ -97,7 +97,7 @@ def test_smc_generate_samples_by_default_greedy_only_when_asked(setup):
     model.generation_config = type(saved)(**{**saved.to_dict(), "do_sample": True, "top_k": 3,
                                              "top_p": 0.5})
     try:
-        out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+        out = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS,
                              num_particles=8, max_new_tokens=5, awrs_tokenizer=tok, seed=5)
     finally:
         model.generation_config = saved
@@ -106,29 +106,29 @@ def test_smc_generate_samples_by_default_greedy_only_when_asked(setup):
     direct = generate(lm, ids, LETTERS, num_particles=8, max_tokens=5, seed=5)
     assert direct.posterior == res.posterior and direct.log_ml == res.log_ml
     # temperature from the call is the prior's (applied before the EOS merge, as TransformersLM)
-    hot = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+    hot = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS,
                          num_particles=8, max_new_tokens=5, temperature=1.7, awrs_tokenizer=tok,
                          seed=5)
     direct = generate(lm, ids, LETTERS, num_particles=8, max_tokens=5, temperature=1.7, seed=5)
     assert math.isclose(direct.log_ml, hot.results[0].log_ml, rel_tol=1e-4, abs_tol=1e-4)
     for kw in ({"do_sample": False}, {"temperature": 0.0}):
         with pytest.warns(UserWarning, match="greedily.*num_particles=8"):
-            g = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+            g = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS,
                                num_particles=8, max_new_tokens=5, awrs_tokenizer=tok, **kw)
         assert len(g.results[0].particles) == 1 and g.results[0].log_ml is None
     # truncation the call asks for is applied before the constraint; when it removes every
     # valid token, the warning says so
     nine = Regex("9")
-    ok = model.generate(**inputs, custom_generate=smc_generate, constraint=nine,
+    ok = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=nine,
                         num_particles=4, max_new_tokens=3, awrs_tokenizer=tok, seed=0)
     assert ok.results[0].ok
     with pytest.warns(UserWarning, match="top_k=1 in the call truncated"):
-        cut = model.generate(**inputs, custom_generate=smc_generate, constraint=nine,
+        cut = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=nine,
                              num_particles=4, max_new_tokens=3, top_k=1, awrs_tokenizer=tok,
                              seed=0)
     assert not cut.results[0].ok and "top_k=1" in cut.results[0].hint
     with pytest.raises(ConfigError, match="top_p=1.5"):
-        model.generate(**inputs, custom_generate=smc_generate, constraint=nine, top_p=1.5,
+        model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=nine, top_p=1.5,
                        max_new_tokens=3, awrs_tokenizer=tok)
 
 
@@ -136,9 +136,9 @@ def test_smc_generate_greedy_and_processors(setup):
     model, tok = setup
     inputs = tok(["hello"], return_tensors="pt")
     nonempty = Predicate(complete=lambda s: len(s) >= 1)
-    a = model.generate(**inputs, custom_generate=smc_generate, constraint=nonempty,
+    a = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=nonempty,
                        num_particles=1, max_new_tokens=5, do_sample=False, awrs_tokenizer=tok)
-    b = model.generate(**inputs, custom_generate=smc_generate, constraint=nonempty,
+    b = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=nonempty,
                        num_particles=1, max_new_tokens=5, do_sample=False, awrs_tokenizer=tok)
     assert torch.equal(a.sequences, b.sequences) and a.results[0].log_ml is None
     # a user processor that bans a token is honoured (applied before the constraint)
@@ -148,7 +148,7 @@ def test_smc_generate_greedy_and_processors(setup):
         scores[:, banned] = -math.inf
         return scores
 
-    c = model.generate(**inputs, custom_generate=smc_generate, constraint=nonempty,
+    c = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=nonempty,
                        num_particles=8, max_new_tokens=5, do_sample=True,
                        logits_processor=LogitsProcessorList([ban]), awrs_tokenizer=tok, seed=0)
     assert all(banned not in p.token_ids for p in c.results[0].particles)
@@ -158,16 +158,16 @@ def test_smc_generate_stop_strings_and_errors(setup):
     model, tok = setup
     inputs = tok(["hello"], return_tensors="pt")
     with pytest.raises(ConfigError, match="awrs_tokenizer"):
-        model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+        model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS,
                        max_new_tokens=3)
     # transformers drops tokenizer= for callables, so stop strings come as a criterion
     # (the folder form builds it from stop_strings=); either way they are stop sequences
     # of the target: the output is the text before the stop (awrs_adapters.stops)
     stop = StoppingCriteriaList([StopStringCriteria(tok, ["e"])])
-    out = model.generate(**inputs, custom_generate=smc_generate, num_particles=8,
+    out = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, num_particles=8,
                          max_new_tokens=8, do_sample=True, awrs_tokenizer=tok, seed=1,
                          stopping_criteria=stop)
-    folder = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, trust_remote_code=True,
+    folder = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, return_dict_in_generate=True, trust_remote_code=True,
                             tokenizer=tok, num_particles=8, max_new_tokens=8, do_sample=True,
                             seed=1, stop_strings=["e"])
     for res in (out.results[0], folder.results[0]):
@@ -181,17 +181,17 @@ def test_smc_generate_stop_strings_and_errors(setup):
 def test_folder_form_works_offline(setup):
     model, tok = setup
     inputs = tok(["hello"], return_tensors="pt")
-    out = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, trust_remote_code=True,
+    out = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, return_dict_in_generate=True, trust_remote_code=True,
                          tokenizer=tok, constraint=LETTERS, num_particles=8, max_new_tokens=5,
                          do_sample=True, top_k=0, seed=2)
     assert isinstance(out, SMCGenerateOutput) and out.results[0].ok
     # the same rule as the callable: no do_sample means sampling, N particles and log_ml
-    plain = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, trust_remote_code=True,
+    plain = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, return_dict_in_generate=True, trust_remote_code=True,
                            tokenizer=tok, constraint=LETTERS, num_particles=8, max_new_tokens=5,
                            seed=2)
     assert len(plain.results[0].particles) == 8 and plain.results[0].log_ml is not None
     with pytest.warns(UserWarning, match="greedily"):
-        greedy = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR,
+        greedy = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, return_dict_in_generate=True,
                                 trust_remote_code=True, tokenizer=tok, constraint=LETTERS,
                                 num_particles=8, max_new_tokens=5, do_sample=False)
     assert len(greedy.results[0].particles) == 1 and greedy.results[0].log_ml is None
@@ -213,11 +213,97 @@ def test_streamer_gets_shared_tokens_then_the_rest(setup):
 
     s = Collect()
     inputs = tok(["hello"], return_tensors="pt")
-    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+    out = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS,
                          num_particles=8, max_new_tokens=6, do_sample=True, top_k=0,
                          awrs_tokenizer=tok, awrs_streamer=s, seed=4)
+    assert s.ended and s.tokens == out.sequences[0].tolist()  # the prompt first, as generate
+
+
+def test_output_contract_tensor_by_default_dict_when_asked(setup):
+    """generate's contract: a LongTensor unless return_dict_in_generate=True (then the
+    same sequences with the SMC results); tokenizer.batch_decode takes the tensor.
+    Broken variant that fails: always returning SMCGenerateOutput (the old behaviour)."""
+    model, tok = setup
+    inputs = tok(["hello there", "a"], return_tensors="pt", padding=True)
+    kw = dict(custom_generate=smc_generate, constraint=LETTERS, num_particles=8,
+              max_new_tokens=5, awrs_tokenizer=tok, seed=11)
+    plain = model.generate(**inputs, **kw)
+    full = model.generate(**inputs, **kw, return_dict_in_generate=True)
+    assert type(plain) is torch.Tensor and plain.dtype == torch.long
+    assert torch.equal(plain, full.sequences) and len(full.results) == 2
+    assert len(tok.batch_decode(plain)) == 2
+
+
+def test_num_return_sequences_draws_k_times_from_each_posterior(setup):
+    """num_return_sequences=3: 3 rows per prompt, next to each other, each a draw from
+    that prompt's one population (its text is in that prompt's posterior); one SMCResult
+    per prompt. (transformers' own check, which wants do_sample=True, never sees the
+    argument: the strategy takes it.)"""
+    model, tok = setup
+    inputs = tok(["hello there", "a"], return_tensors="pt", padding=True)
     L = inputs["input_ids"].shape[1]
-    assert s.ended and s.tokens == out.sequences[0, L:].tolist()
+    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                         num_particles=8, max_new_tokens=5, awrs_tokenizer=tok, seed=2,
+                         num_return_sequences=3, return_dict_in_generate=True)
+    assert out.sequences.shape[0] == 6 and len(out.results) == 2
+    scored = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                            num_particles=8, max_new_tokens=5, awrs_tokenizer=tok, seed=2,
+                            num_return_sequences=3, return_dict_in_generate=True,
+                            output_scores=True)
+    assert torch.equal(scored.sequences, out.sequences) and scored.scores[0].shape[0] == 6
+    for r in range(6):
+        res = out.results[r // 3]
+        new = [t for t in out.sequences[r, L:].tolist() if t not in (tok.eos_token_id,)]
+        text = b"".join(TransformersLM(model, tok).vocab.tokens[t] for t in new).decode()
+        assert text in res.posterior, (r, text, res.posterior)
+
+
+def test_text_streamer_with_skip_prompt_prints_the_new_text(setup):
+    """transformers' TextStreamer(skip_prompt=True) skips the first put as the prompt:
+    the strategy must put the prompt first, or the first committed chunk is lost."""
+    from transformers import TextStreamer
+
+    model, tok = setup
+    printed: list[str] = []
+
+    class Capture(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            printed.append(text)
+
+    inputs = tok(["hello"], return_tensors="pt")
+    L = inputs["input_ids"].shape[1]
+    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                         num_particles=8, max_new_tokens=6, awrs_tokenizer=tok, seed=4,
+                         awrs_streamer=Capture(tok, skip_prompt=True, skip_special_tokens=True))
+    assert "".join(printed) == tok.decode(out[0, L:], skip_special_tokens=True)
+    assert "".join(printed)
+
+
+def test_output_scores_and_logits_are_the_priors_along_the_sequence(setup):
+    """output_logits: at each new position, the model's raw logits given the row's real
+    tokens so far (reference: a fresh forward of the unpadded prefix); output_scores:
+    the same through the processors (here a temperature warper); -inf where a row ended."""
+    model, tok = setup
+    inputs = tok(["hello there", "a"], return_tensors="pt", padding=True)
+    L = inputs["input_ids"].shape[1]
+    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                         num_particles=4, max_new_tokens=4, awrs_tokenizer=tok, seed=5,
+                         temperature=0.5, return_dict_in_generate=True, output_scores=True,
+                         output_logits=True)
+    width = out.sequences.shape[1]
+    assert len(out.logits) == len(out.scores) == width - L
+    for b in range(2):
+        prompt = out.sequences[b, :L][inputs["attention_mask"][b].bool()].tolist()
+        new = out.sequences[b, L:].tolist()
+        n = len(new) if tok.pad_token_id not in new else new.index(tok.pad_token_id)
+        for t in range(width - L):
+            if t >= n:
+                assert torch.isinf(out.logits[t][b]).all()
+                continue
+            with torch.no_grad():
+                ref = model(torch.tensor([prompt + new[:t]])).logits[0, -1].float()
+            assert torch.allclose(out.logits[t][b], ref, atol=1e-4)
+            assert torch.allclose(out.scores[t][b], ref / 0.5, atol=1e-3)
 
 
 def test_logits_processor_valid_strings(setup):

@@ -139,6 +139,55 @@ def test_an_abandoned_stream_stops_sampling(kind):
     assert len(calls) == seen and seen < 1000
 
 
+@pytest.mark.parametrize("kind", ["chat", "llm"])
+def test_a_cancelled_ainvoke_stops_sampling(kind):
+    """asyncio.wait_for cancelling an ainvoke ends its run at the next step (the run
+    would otherwise go on for 3,000 tokens after asyncio.run returned). Broken variant
+    that fails: in_worker without setting the cancel event."""
+    calls = []
+
+    def prefix(s: str) -> bool:
+        calls.append(s)
+        time.sleep(0.001)
+        return True
+
+    c = Predicate(complete=lambda s: False, prefix=prefix)
+    kw = dict(lm=words_lm(), constraint=c, num_particles=1, max_tokens=3000, seed=0)
+    model = ChatAWRS(**kw) if kind == "chat" else AWRSLLM(**kw)
+
+    async def go() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(model.ainvoke("go"), 0.3)
+
+    asyncio.run(go())
+    time.sleep(0.3)
+    seen = len(calls)
+    time.sleep(0.3)
+    assert len(calls) == seen and seen < 1000
+
+
+@pytest.mark.parametrize("form", ["batch", "abatch"])
+def test_llm_batch_with_return_exceptions_keeps_the_good_results(form):
+    """One prompt longer than the model's context fails alone: the other inputs keep
+    their own results, equal to their lone invokes (LangChain's BaseLLM.batch put the one
+    error in every slot). Broken variant that fails: AWRSLLM without its batch override."""
+    from awrs_adapters.lm import TransformersLM
+
+    from test_transformers_lm import get_tokenizer, tiny_llama
+
+    tok = get_tokenizer("byte_level")
+    lm = TransformersLM(tiny_llama(len(tok), seed=3), tok)
+    model = AWRSLLM(lm=lm, constraint=no_double_space(), num_particles=3, max_tokens=6,
+                    seed=3)
+    inputs = ["hello there", "x" * 400, "the fox"]
+    if form == "batch":
+        out = model.batch(inputs, return_exceptions=True)
+    else:
+        out = asyncio.run(model.abatch(inputs, return_exceptions=True))
+    assert isinstance(out[1], Exception) and "shorten the prompt" in str(out[1])
+    assert out[0] == model.invoke(inputs[0]) and out[2] == model.invoke(inputs[2])
+
+
 def test_stop_sequences_are_honoured():
     model = chat(seed=2, max_tokens=12)
     full = model.invoke("go").content
