@@ -133,8 +133,12 @@ class SMCResult:
         """The last ESS recorded (0 when no step ran)."""
         return self.ess_history[-1] if self.ess_history else 0.0
 
-    def sample(self, rng: np.random.Generator) -> str:
-        """Draw one complete string from the posterior."""
+    def sample(self, rng: np.random.Generator | int | None = None) -> str:
+        """Draw one complete string from the posterior (``rng``: a generator, a seed, or
+        None for fresh randomness)."""
+        from .api import make_rng
+
+        rng = make_rng(rng)
         post = self.posterior
         if not post:
             raise NoValidSampleError(self.hint or "no particle produced a valid string")

@@ -46,12 +46,12 @@ try:
         GenerationChunk,
         LLMResult,
     )
-    from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+    from langchain_core.runnables import Runnable, RunnableBinding, RunnableMap, RunnablePassthrough
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     from . import LANGCHAIN_HINT
 
     raise ImportError(LANGCHAIN_HINT) from e
-from pydantic import ConfigDict
+from pydantic import ConfigDict, model_validator
 
 from ..errors import ConfigError
 from ..lm.base import LanguageModel
@@ -82,6 +82,15 @@ def _call_key(prompt: Any, stop: Any, kwargs: dict[str, Any]) -> str:
     return json.dumps([prompt, stop, args], sort_keys=True, default=repr)
 
 
+class _Binding(RunnableBinding):
+    """A ``ChatAWRS`` with bound arguments whose ``bind_tools`` keeps them."""
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable:
+        inner = self.bound.bind_tools(tools, **kwargs)  # type: ignore[attr-defined]
+        return _Binding(bound=inner.bound, kwargs={**self.kwargs, **inner.kwargs},
+                        config={**self.config, **inner.config})
+
+
 class ChatAWRS(AWRSFields, BaseChatModel):
     """Chat model sampling with AWRS-SMC on a local transformers model.
 
@@ -99,6 +108,27 @@ class ChatAWRS(AWRSFields, BaseChatModel):
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _set_profile(self) -> ChatAWRS:
+        """What LangChain 1.x agents read to choose a strategy (``create_agent`` uses
+        ``structured_output`` to pick provider-native structured output)."""
+        if self.profile is None:
+            prof: dict[str, Any] = {
+                "tool_calling": True, "tool_choice": True, "structured_output": True,
+                "text_inputs": True, "text_outputs": True, "image_inputs": False,
+                "audio_inputs": False, "video_inputs": False, "pdf_inputs": False,
+                "tool_call_streaming": True, "max_output_tokens": self.max_tokens}
+            n = getattr(self.lm, "context_length", None)
+            if isinstance(n, int):
+                prof["max_input_tokens"] = n
+            self.profile = prof  # type: ignore[assignment]
+        return self
+
+    def bind(self, **kwargs: Any) -> Runnable:
+        """As ``Runnable.bind``; the binding's ``bind_tools`` keeps these arguments (a
+        plain binding would hand ``bind_tools`` to the model and drop them)."""
+        return _Binding(bound=self, kwargs=kwargs, config={})
 
     @property
     def _llm_type(self) -> str:
@@ -124,17 +154,23 @@ class ChatAWRS(AWRSFields, BaseChatModel):
         from ..constraints.tools import parse_tool_calls
 
         n_in = lm.prompt_length(prompt)
-        n_out = res.stats.tokens
         content, tool_calls = res.text, []
+        # the particles behind the returned text: its token count, and why it ended
+        mine = [p for p in res.particles if p.finished and p.text == content]
+        n_out = min((len(p.token_ids) for p in mine), default=0)
+        reason = "length" if mine and all(p.truncated for p in mine) else "stop"
         calls = parse_tool_calls(res.text) if kwargs.get("tools") else None
         if calls:
             content = ""
             tool_calls = [{"name": c.name, "args": c.arguments, "id": new_call_id(),
                            "type": "tool_call"} for c in calls]
+            reason = "tool_calls"
+        meta = self._metadata(res, kwargs.get("model", self.model))
+        meta["finish_reason"] = reason
         return AIMessage(
             content=content,
             tool_calls=tool_calls,
-            response_metadata=self._metadata(res, kwargs.get("model", self.model)),
+            response_metadata=meta,
             usage_metadata={"input_tokens": n_in, "output_tokens": n_out,
                             "total_tokens": n_in + n_out},
         )
@@ -143,7 +179,15 @@ class ChatAWRS(AWRSFields, BaseChatModel):
         """The prompt and constraint of a call (tools bound with ``bind_tools`` included)."""
         self._params(kwargs)  # a misspelt or bad argument fails before any work
         tools = kwargs.get("tools")
+        par = kwargs.get("parallel_tool_calls")
+        if par is not None and not isinstance(par, bool):
+            raise ConfigError(f"parallel_tool_calls={par!r}; pass True, False or None")
         if not tools:
+            choice = kwargs.get("tool_choice")
+            if choice not in (None, "auto", "none", False) or par:
+                raise ConfigError(
+                    f"tool_choice={choice!r}, parallel_tool_calls={par!r} with no tools bound; "
+                    "bind the tools with bind_tools([...], tool_choice=...)")
             return messages_to_chat(messages), None
         names = [t["function"]["name"] for t in tools]
         choice = normalize_tool_choice(kwargs.get("tool_choice"), names)
@@ -168,6 +212,7 @@ class ChatAWRS(AWRSFields, BaseChatModel):
         *,
         tool_choice: str | bool | dict | None = None,
         parallel_tool_calls: bool | None = None,
+        strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable:
         """Bind tools: the output is text or calls valid under the tools' schemas.
@@ -184,10 +229,16 @@ class ChatAWRS(AWRSFields, BaseChatModel):
                 default) and False allow one. Hosted models default to several; small
                 local models, given the choice, tend to repeat a call until
                 ``max_tokens``, and an agent loop makes sequential calls anyway.
+            strict: accepted for compatibility (OpenAI's strict mode): every call is
+                sampled valid under its schema whatever it says.
 
         Raises:
-            ConfigError: ``tool_choice`` names no bound tool.
+            ConfigError: ``tool_choice`` names no bound tool; a non-bool
+                ``parallel_tool_calls`` or ``strict``.
         """
+        for name, v in (("parallel_tool_calls", parallel_tool_calls), ("strict", strict)):
+            if v is not None and not isinstance(v, bool):
+                raise ConfigError(f"{name}={v!r}; pass True, False or None")
         from langchain_core.tools import BaseTool
         from langchain_core.utils.function_calling import convert_to_openai_tool
         from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -365,8 +416,10 @@ class ChatAWRS(AWRSFields, BaseChatModel):
                 a dict; objects get ``additionalProperties: false`` where it is unset).
             include_raw: return ``{"raw", "parsed", "parsing_error"}`` as LangChain's chat
                 models do.
-            method: ``"json_schema"`` (default) or ``"function_calling"``: both constrain
-                the output to the schema (there is no tool call); ``"json_mode"``: any JSON
+            method: ``"json_schema"`` (default): the output is the schema's JSON;
+                ``"function_calling"``: the schema is bound as a tool the model must
+                call (``raw.tool_calls`` carries the call, its arguments valid under the
+                schema and its validators); ``"json_mode"``: any JSON
                 object when ``schema`` is None, else also the schema. (Other chat models'
                 JSON mode only guarantees JSON and leaves the schema to the prompt; the
                 parser then rejects what does not match. Conditioning on the schema here
@@ -400,11 +453,28 @@ class ChatAWRS(AWRSFields, BaseChatModel):
             constraint = JSONSchema(forbid_extra_keys(convert_to_json_schema(schema)))
         parser: Runnable = (PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
                             if is_model else JsonOutputParser())
-        llm = self.bind(
-            constraint=constraint,
-            ls_structured_output_format={"kwargs": {"method": method, "strict": strict},
-                                         "schema": schema},
-        )
+        fmt = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
+        if method == "function_calling" and schema is not None:
+            # as other chat models: the schema is bound as the one tool the model must
+            # call, and the parser reads the call (raw.tool_calls carries it)
+            from langchain_core.output_parsers.openai_tools import (
+                JsonOutputKeyToolsParser,
+                PydanticToolsParser,
+            )
+            from langchain_core.utils.function_calling import convert_to_openai_tool
+
+            try:
+                name = convert_to_openai_tool(schema)["function"]["name"]
+            except Exception as e:
+                raise ConfigError(
+                    f"method='function_calling' needs a schema with a name (a pydantic class, "
+                    f"a TypedDict or a JSON schema with a 'title'): {e}") from e
+            llm = self.bind_tools([schema], tool_choice=name, parallel_tool_calls=False,
+                                  ls_structured_output_format=fmt)
+            parser = (PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                      if is_model else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True))
+        else:
+            llm = self.bind(constraint=constraint, ls_structured_output_format=fmt)
         if include_raw:
             parser_assign = RunnablePassthrough.assign(
                 parsed=itemgetter("raw") | parser, parsing_error=lambda _: None

@@ -187,8 +187,29 @@ class AWRSFields:
         return load_model(self.model)
 
     def __init__(self, **data: Any) -> None:
+        lm = data.get("lm")
+        if lm is not None and not isinstance(lm, LanguageModel):
+            if isinstance(lm, str):
+                fix = f"for a model name pass model={lm!r}"
+            elif hasattr(lm, "generate") and hasattr(lm, "config"):
+                fix = ("wrap a transformers model first: "
+                       "lm=awrs_adapters.lm.TransformersLM(model, tokenizer)")
+            else:
+                fix = "pass an awrs_adapters LanguageModel (models.load(...)) or model=<name>"
+            raise ConfigError(f"lm={type(lm).__name__} is not a LanguageModel; {fix}")
         super().__init__(**data)
         self._params({})  # a value that cannot work fails here, not at the first call
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` under this model's own tokenizer (LangChain's default
+        would load GPT-2 from the Hugging Face Hub); ``get_num_tokens`` counts these."""
+        lm = self._lm_for({})
+        tok = getattr(lm, "tokenizer", None)
+        if tok is None:
+            raise ConfigError(
+                f"{type(lm).__name__} has no tokenizer to count tokens with; count with the "
+                "tokenizer of the model it stands for")
+        return list(tok.encode(text, add_special_tokens=False))
 
     def _params(self, kwargs: dict[str, Any]) -> RunParams:
         fields = RunParams.__dataclass_fields__

@@ -47,16 +47,65 @@ __all__ = ["ToolStream", "messages_to_chat", "new_call_id", "normalize_tool_choi
            "tool_constraint"]
 
 
-def _text_of(content: Any) -> str:
+#: content blocks the text model cannot read: refused rather than dropped
+_MEDIA = frozenset({"image", "image_url", "input_image", "audio", "input_audio", "video",
+                    "file", "document", "pdf"})
+#: blocks with nothing for the prompt (the calls are in ``tool_calls``; hidden reasoning)
+_SKIP = frozenset({"tool_use", "tool_call", "tool_call_chunk", "function_call", "reasoning",
+                   "thinking", "redacted_thinking", "server_tool_call", "server_tool_result"})
+
+
+def _text_of(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
     parts = []
     for block in content or []:
         if isinstance(block, str):
             parts.append(block)
-        elif isinstance(block, dict) and block.get("type") == "text":
+            continue
+        kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+        if kind == "text":
             parts.append(str(block.get("text", "")))
+        elif kind in _SKIP:
+            continue
+        elif kind in _MEDIA:
+            raise ConfigError(
+                f"{where} has a {kind!r} content block; this model reads text only: describe "
+                "it in text, or use a multimodal chat model for this message")
+        else:
+            raise ConfigError(
+                f"{where} has a content block of type {kind!r}, which this model cannot read; "
+                "pass text (a string or {'type': 'text', 'text': ...} blocks)")
     return "".join(parts)
+
+
+def _in_call_order(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """Each run of ToolMessages reordered to the order of the calls they answer (by
+    ``tool_call_id``), so a response cannot be read as the answer to another call."""
+    out: list[BaseMessage] = []
+    i = 0
+    while i < len(messages):
+        m = messages[i]
+        if not isinstance(m, ToolMessage):
+            out.append(m)
+            i += 1
+            continue
+        j = i
+        while j < len(messages) and isinstance(messages[j], ToolMessage):
+            j += 1
+        run = list(messages[i:j])
+        prev = next((x for x in reversed(out) if isinstance(x, AIMessage)), None)
+        order = [c.get("id") for c in (prev.tool_calls if prev is not None else [])]
+        if order and all(t.tool_call_id in order for t in run):
+            run.sort(key=lambda t: order.index(t.tool_call_id))
+        elif order:
+            stray = next(t.tool_call_id for t in run if t.tool_call_id not in order)
+            raise ConfigError(
+                f"ToolMessage tool_call_id={stray!r} answers none of the preceding AIMessage's "
+                f"calls {order}; give each ToolMessage the id of the call it answers")
+        out.extend(run)
+        i = j
+    return out
 
 
 def messages_to_chat(
@@ -69,14 +118,19 @@ def messages_to_chat(
     (Hermes / Qwen2.5): ``tools`` become instructions appended to the system message (one
     is added first when there is none); an ``AIMessage``'s ``tool_calls`` become
     ``<tool_call>`` blocks after its text; consecutive ``ToolMessage``s become one user
-    turn of ``<tool_response>`` blocks, so roles still alternate (Gemma's template
-    requires it).
+    turn of ``<tool_response>`` blocks in the order of the calls they answer (matched by
+    ``tool_call_id``), so roles still alternate (Gemma's template requires it).
+
+    Raises:
+        ConfigError: a message class it cannot place (it names the ones it can), a
+            content block the text model cannot read (images, audio, files), or a
+            ToolMessage whose ``tool_call_id`` answers no call before it.
     """
     from ..constraints.tools import format_tool_calls, render_tools
 
     out: list[dict[str, str]] = []
-    for m in messages:
-        content = _text_of(m.content)
+    for k, m in enumerate(_in_call_order(messages)):
+        content = _text_of(m.content, f"message {k} ({type(m).__name__})")
         if isinstance(m, SystemMessage):
             role = "system"
         elif isinstance(m, HumanMessage):
@@ -95,7 +149,10 @@ def messages_to_chat(
         elif isinstance(m, ChatMessage):
             role = m.role
         else:
-            role = "user"
+            raise ConfigError(
+                f"message {k} is a {type(m).__name__}; ChatAWRS renders SystemMessage, "
+                "HumanMessage, AIMessage (with tool_calls), ToolMessage and ChatMessage: "
+                "convert it to one of those")
         out.append({"role": role, "content": content})
     if tools:
         text = render_tools(tools, tool_choice, parallel)

@@ -306,12 +306,14 @@ def test_tool_stream_shapes_text_and_calls():
 
 def test_messages_render_tools_calls_and_responses():
     msgs = [SystemMessage("be brief"), HumanMessage("1+2?"),
-            AIMessage("", tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "c1"}]),
+            AIMessage("", tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "c1"},
+                                      {"name": "ping", "args": {}, "id": "c2"}]),
             ToolMessage("3", tool_call_id="c1"), ToolMessage("ok", tool_call_id="c2")]
     out = messages_to_chat(msgs, [f_tool()], "auto")
     assert out[0]["role"] == "system" and out[0]["content"].startswith("be brief\n\n# Tools")
     assert '"name": "f"' in out[0]["content"]
-    assert out[2] == {"role": "assistant", "content": call("add", {"a": 1, "b": 2})}
+    assert out[2] == {"role": "assistant", "content": format_tool_calls(
+        [("add", {"a": 1, "b": 2}), ("ping", {})])}
     assert out[3] == {"role": "user", "content":
                       "<tool_response>\n3\n</tool_response>\n<tool_response>\nok\n</tool_response>"}
     assert len(out) == 4
