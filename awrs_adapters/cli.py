@@ -69,6 +69,26 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--quiet", action="store_true", help="no progress line")
     sub.add_parser("models", help="list the embedded models and whether they are ready")
+    s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (needs the server extra)")
+    s.add_argument("--model", default="smollm2-135m-instruct",
+                   help="embedded model name (see `awrs models`), HF id or local folder")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' on every route but /health "
+                        "(default: $AWRS_API_KEY; none: no key)")
+    s.add_argument("--constraints", action="append", default=[], metavar="MODULE",
+                   help="a module whose pydantic classes and Constraint objects requests may "
+                        "name (\"constraint\": \"Name\"); repeatable")
+    s.add_argument("--particles", type=int, default=8, help="default num_particles (8)")
+    s.add_argument("--max-tokens", type=int, default=256, help="default max_tokens (256)")
+    s.add_argument("--max-tokens-limit", type=int, default=1024,
+                   help="largest max_tokens a request may ask for (1024)")
+    s.add_argument("--max-particles", type=int, default=64,
+                   help="largest num_particles a request may ask for (64)")
+    s.add_argument("--max-body-bytes", type=int, default=1_000_000,
+                   help="largest request body (1,000,000 bytes; larger: 413)")
     return p
 
 
@@ -251,6 +271,27 @@ def _models() -> int:
     return 0
 
 
+def _serve(a: argparse.Namespace) -> int:
+    import os
+
+    from .openai_api import Limits
+
+    try:
+        from .server import serve
+    except ImportError as e:
+        print(f"awrs: {e}", file=sys.stderr)
+        return 2
+    for name in ("particles", "max_tokens", "max_tokens_limit", "max_particles", "max_body_bytes"):
+        if getattr(a, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}={getattr(a, name)}; pass an int >= 1")
+    limits = Limits(max_tokens=a.max_tokens_limit, max_particles=a.max_particles,
+                    default_max_tokens=min(a.max_tokens, a.max_tokens_limit),
+                    default_particles=min(a.particles, a.max_particles))
+    serve(a.model, host=a.host, port=a.port, api_key=a.api_key or os.environ.get("AWRS_API_KEY"),
+          constraints=a.constraints, limits=limits, max_body_bytes=a.max_body_bytes)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``awrs`` console script; returns the exit code."""
     parser = _parser()
@@ -261,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.command == "models":
             return _models()
+        if a.command == "serve":
+            return _serve(a)
         return _generate(a)
     except NoValidSampleError as e:
         print(f"awrs: {e}", file=sys.stderr)

@@ -62,7 +62,10 @@ class Call:
     counts from the call's creation. ``max_retries`` restarts a call whose particles all
     died with the next draws of its generator, unless text was already streamed.
     Setting ``cancel`` (or calling :meth:`cancel`) ends it at the next step with
-    ``concurrent.futures.CancelledError``, its rows freed.
+    ``concurrent.futures.CancelledError``, its rows freed. ``finish_text=False``: at the
+    end ``on_text`` does not get the rest of the posterior's mode (a caller that answers
+    with a posterior draw sends the rest of that draw itself: every draw starts with the
+    text already streamed).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Call:
         on_step: Callable[[SMC], None] | None = None,
         estimator: str = "recursive",
         cancel: threading.Event | None = None,
+        finish_text: bool = True,
     ) -> None:
         self.prompt, self.constraint, self.params = prompt, constraint, params
         self.stop = list(check_stop(stop))
@@ -91,6 +95,7 @@ class Call:
         self.future: Future[SMCResult] = Future()
         self._cancelled = False
         self._cancel_event = cancel
+        self.finish_text = finish_text
 
     @property
     def rows(self) -> int:
@@ -145,7 +150,7 @@ class Call:
         if not res.ok and not self.emitted and self.attempt < self.params.max_retries:
             self.attempt += 1  # text already streamed cannot be taken back: no retry then
             return False
-        if self.on_text is not None and res.ok:
+        if self.on_text is not None and res.ok and self.finish_text:
             final = res.text
             if final.startswith(self.emitted) and len(final) > len(self.emitted):
                 self.on_text(final[len(self.emitted):])

@@ -54,6 +54,7 @@ __all__ = [
     "format_tool_calls",
     "normalize_tool",
     "parse_tool_calls",
+    "render_chat",
     "render_tools",
 ]
 
@@ -411,3 +412,62 @@ def render_tools(tools: Sequence[Any], choice: str = "auto", parallel: bool = Fa
     if not parallel and choice not in NONE:
         text += " Call at most one function."
     return text
+
+
+def render_chat(
+    turns: Sequence[Mapping[str, Any]], tools: Sequence[Any] | None = None,
+    choice: str = "auto", parallel: bool = False,
+) -> list[dict[str, str]]:
+    """A conversation -> ``[{"role", "content"}]`` for the chat template, in the wire format.
+
+    ``turns``: ``{"role", "content"}`` dicts (text content); an ``"assistant"`` turn may
+    carry ``"tool_calls": [{"name", "args", "id"}]`` (written as ``<tool_call>`` blocks
+    after its text) and a ``"tool"`` turn a ``"tool_call_id"``. Consecutive tool turns
+    become one user turn of ``<tool_response>`` blocks (roles still alternate: Gemma's
+    template requires it) in the order of the calls they answer, so a response cannot be
+    read as another call's. ``tools`` become instructions appended to the system turn
+    (one is added first when there is none). The LangChain chat model and the
+    OpenAI-compatible server both render through here.
+
+    Raises:
+        ConfigError: a tool turn whose ``tool_call_id`` answers none of the calls of the
+            assistant turn before it.
+    """
+    out: list[dict[str, str]] = []
+    calls: list[Any] = []  # ids of the last assistant turn's calls
+    i = 0
+    while i < len(turns):
+        t = turns[i]
+        if t["role"] != "tool":
+            content = t.get("content") or ""
+            if t["role"] == "assistant":
+                made = t.get("tool_calls") or []
+                calls = [c.get("id") for c in made]
+                if made:
+                    block = format_tool_calls([(c["name"], c["args"]) for c in made])
+                    content = f"{content}\n{block}" if content else block
+            out.append({"role": t["role"], "content": content})
+            i += 1
+            continue
+        j = i
+        while j < len(turns) and turns[j]["role"] == "tool":
+            j += 1
+        run = list(turns[i:j])
+        if calls and any(r.get("tool_call_id") is not None for r in run):
+            stray = [r.get("tool_call_id") for r in run if r.get("tool_call_id") not in calls]
+            if stray:
+                raise ConfigError(
+                    f"tool message tool_call_id={stray[0]!r} answers none of the preceding "
+                    f"assistant message's calls {calls}; give each tool message the id of the "
+                    "call it answers")
+            run.sort(key=lambda r: calls.index(r.get("tool_call_id")))
+        out.append({"role": "user", "content": "\n".join(
+            f"<tool_response>\n{r.get('content') or ''}\n</tool_response>" for r in run)})
+        i = j
+    if tools:
+        text = render_tools(tools, choice, parallel)
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{text}"}
+        else:
+            out.insert(0, {"role": "system", "content": text})
+    return out

@@ -79,35 +79,6 @@ def _text_of(content: Any, where: str) -> str:
     return "".join(parts)
 
 
-def _in_call_order(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
-    """Each run of ToolMessages reordered to the order of the calls they answer (by
-    ``tool_call_id``), so a response cannot be read as the answer to another call."""
-    out: list[BaseMessage] = []
-    i = 0
-    while i < len(messages):
-        m = messages[i]
-        if not isinstance(m, ToolMessage):
-            out.append(m)
-            i += 1
-            continue
-        j = i
-        while j < len(messages) and isinstance(messages[j], ToolMessage):
-            j += 1
-        run = list(messages[i:j])
-        prev = next((x for x in reversed(out) if isinstance(x, AIMessage)), None)
-        order = [c.get("id") for c in (prev.tool_calls if prev is not None else [])]
-        if order and all(t.tool_call_id in order for t in run):
-            run.sort(key=lambda t: order.index(t.tool_call_id))
-        elif order:
-            stray = next(t.tool_call_id for t in run if t.tool_call_id not in order)
-            raise ConfigError(
-                f"ToolMessage tool_call_id={stray!r} answers none of the preceding AIMessage's "
-                f"calls {order}; give each ToolMessage the id of the call it answers")
-        out.extend(run)
-        i = j
-    return out
-
-
 def messages_to_chat(
     messages: Sequence[BaseMessage], tools: Sequence[dict] | None = None,
     tool_choice: str = "auto", parallel: bool = False,
@@ -126,41 +97,28 @@ def messages_to_chat(
             content block the text model cannot read (images, audio, files), or a
             ToolMessage whose ``tool_call_id`` answers no call before it.
     """
-    from ..constraints.tools import format_tool_calls, render_tools
+    from ..constraints.tools import render_chat
 
-    out: list[dict[str, str]] = []
-    for k, m in enumerate(_in_call_order(messages)):
+    turns: list[dict[str, Any]] = []
+    for k, m in enumerate(messages):
         content = _text_of(m.content, f"message {k} ({type(m).__name__})")
         if isinstance(m, SystemMessage):
-            role = "system"
+            turns.append({"role": "system", "content": content})
         elif isinstance(m, HumanMessage):
-            role = "user"
+            turns.append({"role": "user", "content": content})
         elif isinstance(m, AIMessage):
-            role = "assistant"
-            if m.tool_calls:
-                calls = format_tool_calls([(c["name"], c["args"]) for c in m.tool_calls])
-                content = f"{content}\n{calls}" if content else calls
+            turns.append({"role": "assistant", "content": content, "tool_calls": [
+                {"name": c["name"], "args": c["args"], "id": c.get("id")} for c in m.tool_calls]})
         elif isinstance(m, ToolMessage):
-            block = f"<tool_response>\n{content}\n</tool_response>"
-            if out and out[-1]["role"] == "user" and out[-1]["content"].startswith("<tool_response>"):
-                out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + block}
-                continue
-            role, content = "user", block
+            turns.append({"role": "tool", "content": content, "tool_call_id": m.tool_call_id})
         elif isinstance(m, ChatMessage):
-            role = m.role
+            turns.append({"role": m.role, "content": content})
         else:
             raise ConfigError(
                 f"message {k} is a {type(m).__name__}; ChatAWRS renders SystemMessage, "
                 "HumanMessage, AIMessage (with tool_calls), ToolMessage and ChatMessage: "
                 "convert it to one of those")
-        out.append({"role": role, "content": content})
-    if tools:
-        text = render_tools(tools, tool_choice, parallel)
-        if out and out[0]["role"] == "system":
-            out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{text}"}
-        else:
-            out.insert(0, {"role": "system", "content": text})
-    return out
+    return render_chat(turns, tools, tool_choice, parallel)
 
 
 _TOOL_CONSTRAINTS: dict[str, Any] = {}
