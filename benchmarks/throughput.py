@@ -66,9 +66,10 @@ def person_model():
     return Person
 
 
-def langchain_rows(lm, docs, N: int, T: int) -> list[tuple[str, float, int]]:
+def langchain_rows(lm, docs, N: int, T: int, ainvoke_first: bool = False
+                   ) -> list[tuple[str, float, int]]:
     """(how, wall seconds, valid) for ChatAWRS.with_structured_output(Person): .batch and
-    concurrent ainvokes (asyncio.gather)."""
+    concurrent ainvokes (asyncio.gather), in that order (or the reverse)."""
     from awrs_adapters.integrations.langchain import ChatAWRS
 
     Person = person_model()
@@ -76,19 +77,43 @@ def langchain_rows(lm, docs, N: int, T: int) -> list[tuple[str, float, int]]:
     runnable = chat.with_structured_output(Person)
     texts = [d[0]["content"] for d in docs]
     runnable.invoke(texts[0])  # warm-up: schema compiled
-    t0 = time.perf_counter()
-    out = runnable.batch(texts, return_exceptions=True)
-    rows = [("ChatAWRS .batch", time.perf_counter() - t0,
-             sum(isinstance(o, Person) for o in out))]
+
+    def batch() -> tuple[str, float, int]:
+        t0 = time.perf_counter()
+        out = runnable.batch(texts, return_exceptions=True)
+        return ("ChatAWRS .batch", time.perf_counter() - t0,
+                sum(isinstance(o, Person) for o in out))
 
     async def gather():
         return await asyncio.gather(*(runnable.ainvoke(t) for t in texts), return_exceptions=True)
 
-    t0 = time.perf_counter()
-    out = asyncio.run(gather())
-    rows.append(("ChatAWRS concurrent ainvoke", time.perf_counter() - t0,
-                 sum(isinstance(o, Person) for o in out)))
-    return rows
+    def ainvoke() -> tuple[str, float, int]:
+        t0 = time.perf_counter()
+        out = asyncio.run(gather())
+        return ("ChatAWRS concurrent ainvoke", time.perf_counter() - t0,
+                sum(isinstance(o, Person) for o in out))
+
+    if ainvoke_first:
+        b = ainvoke()
+        return [batch(), b]
+    return [batch(), ainvoke()]
+
+
+def pairs(lm, docs, N: int, T: int, k: int) -> str:
+    """Concurrent ainvokes / .batch, k paired repetitions in alternating order."""
+    import numpy as np
+
+    r = []
+    for i in range(k):
+        (_, tb, _), (_, ta, _) = langchain_rows(lm, docs, N, T, ainvoke_first=bool(i % 2))
+        r.append(ta / tb)
+    x = np.array(r)
+    se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
+    return (f"\n\nConcurrent `ainvoke`s / `.batch`, {len(docs)} documents, {k} paired runs "
+            "(alternating which goes first): " + table(
+                ["runs", "median", "mean", "SE", "p95", "max", "ainvoke faster"],
+                [(k, f"{np.median(x):.2f}", f"{x.mean():.2f}", f"{se:.2f}",
+                  f"{np.percentile(x, 95):.2f}", f"{x.max():.2f}", f"{int((x < 1).sum())}/{k}")]))
 
 
 def valid(r) -> bool:
@@ -162,6 +187,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--no-langchain", action="store_true")
     ap.add_argument("--full", action="store_true", help="8 and 32 documents")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="also K paired runs of .batch vs concurrent ainvokes (largest count)")
     a = ap.parse_args()
     if a.peak_child is not None:
         peak_child(a.peak_child, a.max_rows, a.n)
@@ -199,6 +226,9 @@ def main() -> None:
             for how, secs, ok in langchain_rows(lm, docs, N, T):
                 rows.append((n, how, f"{secs:.1f}", "—", f"{ok}/{n}", f"{secs / t_plain:.2f}"))
     body = table(["documents", "how", "wall s", "tokens/s", "valid", "× plain"], rows)
+    if a.pairs and not a.no_langchain:
+        n = 32 if a.full else max(int(x) for x in a.docs.split(","))
+        body += pairs(lm, documents(n), N, T, a.pairs)
     if not a.no_peak:
         n = 32 if a.full else max(int(x) for x in a.docs.split(","))
         body += ("\n\nMemory: one `generate_batch` of the documents in a fresh process per "
