@@ -30,6 +30,7 @@ SCRIPTS = [
     ("patterns.py", ["--every", "24"]),
     ("slow_predicate.py", ["--every", "24"]),
     ("throughput.py", []),
+    ("server.py", []),
 ]
 
 

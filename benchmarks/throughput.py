@@ -110,7 +110,7 @@ def pairs(lm, docs, N: int, T: int, k: int) -> str:
     x = np.array(r)
     se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
     return (f"\n\nConcurrent `ainvoke`s / `.batch`, {len(docs)} documents, {k} paired runs "
-            "(alternating which goes first): " + table(
+            "(alternating which goes first):\n\n" + table(
                 ["runs", "median", "mean", "SE", "p95", "max", "ainvoke faster"],
                 [(k, f"{np.median(x):.2f}", f"{x.mean():.2f}", f"{se:.2f}",
                   f"{np.percentile(x, 95):.2f}", f"{x.max():.2f}", f"{int((x < 1).sum())}/{k}")]))

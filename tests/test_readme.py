@@ -97,9 +97,23 @@ def check_real_model(code: str, ns: dict, out: str) -> None:
     assert re.fullmatch(r"[0-9]*", new), new  # a valid prefix of [0-9]+
 
 
+def check_server(code: str, ns: dict, out: str) -> None:
+    """Both choices the server returned are valid under the request's schema (checked with
+    ``jsonschema``, not the sampler) and the response carries the posterior's ESS."""
+    import jsonschema
+
+    line = next(x for x in out.splitlines() if x.startswith("served "))
+    objs = ast.literal_eval(line[len("served "):line.rindex("]") + 1])
+    assert len(objs) == 2
+    for o in objs:
+        jsonschema.validate(o, ns["schema"])
+    assert float(line[line.rindex("]") + 1:]) > 0
+
+
 CHECKS: dict[str, Callable[[str, dict, str], None]] = {
     "ends_with_a()": check_quick_start,
     "models.load()": check_real_model,
+    "create_app(": check_server,
 }
 
 
