@@ -102,6 +102,7 @@ def generate_batch(
     timeout: float | None = None,
     max_rows: int | None = None,
     return_exceptions: bool = False,
+    progress: bool = False,
 ) -> list[Any]:
     """Run :func:`~awrs_adapters.generate` on every prompt, sharing each step's forward.
 
@@ -124,6 +125,7 @@ def generate_batch(
         return_exceptions: True: a failed prompt's slot holds its exception. False
             (default): when any prompt failed, :class:`BatchError` is raised after the
             others finished, with every result and error in ``.results``.
+        progress: show a progress bar of finished prompts (tqdm, on stderr).
 
     Returns:
         One :class:`~awrs_adapters.results.SMCResult` per prompt, in order.
@@ -159,8 +161,19 @@ def generate_batch(
                                   estimator=estimator)))
         except Exception as e:
             out[i] = e
-    Scheduler(lm, max_rows=max_rows).run_here(
-        [c for _, c in calls])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(reqs), desc="prompts", unit="prompt")
+        bar.update(len(reqs) - len(calls))  # those that failed before they started
+        for _, c in calls:
+            c.future.add_done_callback(lambda _f: bar.update(1))
+    try:
+        Scheduler(lm, max_rows=max_rows).run_here([c for _, c in calls])
+    finally:
+        if bar is not None:
+            bar.close()
     for i, c in calls:
         e = c.future.exception()
         out[i] = c.future.result() if e is None else e

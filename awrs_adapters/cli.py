@@ -195,7 +195,8 @@ def _generate_many(a: argparse.Namespace, params: Any, constraint: Any, lm: Any)
             for k, (text, seed) in enumerate(lines)]
     out = generate_batch(lm, reqs, constraint, num_particles=params.num_particles,
                          max_tokens=params.max_tokens, method=params.method,
-                         temperature=params.temperature, return_exceptions=True)
+                         temperature=params.temperature, return_exceptions=True,
+                         progress=not a.quiet and sys.stderr.isatty())
     bad = 0
     for k, res in enumerate(out):
         if isinstance(res, BaseException):

@@ -25,8 +25,11 @@ Overview:
   rejection sampling instead of masking the whole vocabulary. ``smc_generate`` is the
   unbiased path.
 
-The strategy's step loop (stop strings, the streamer, stopping criteria that end
-particles) is the core's :func:`~awrs_adapters.runner.run_streaming`.
+The strategy runs every prompt's population in lockstep on a
+:class:`~awrs_adapters.scheduler.Scheduler` (one forward of all the batch's rows per
+step, through one :class:`~awrs_adapters.lm.shared.SharedForward`), with the same step
+hooks as every other entry point (stop strings, the streamer, stopping criteria that end
+particles).
 
 Example::
 
@@ -69,7 +72,8 @@ from ..lm.base import LanguageModel, ParticleBatch
 from ..lm.transformers import TransformersLM
 from ..resampling import normalise
 from ..results import Particle, SMCResult
-from ..runner import RunParams, run_streaming
+from ..runner import RunParams
+from ..scheduler import Call, Scheduler
 from ..smc import SMC
 from .transformers_processor import AWRSLogitsProcessor, token_id_list
 
@@ -124,14 +128,21 @@ class _ProcessedBatch(ParticleBatch):
 
 
 class _ProcessedLM(LanguageModel):
+    """A ``TransformersLM`` whose rows go through generate's processors first; its
+    prompts share one forward per step (one :class:`~awrs_adapters.lm.shared.SharedForward`
+    per ``generate`` call)."""
+
     def __init__(self, inner: TransformersLM, processors: Any) -> None:
+        from ..lm.shared import SharedForward
+
         self.inner = inner
+        self.group = SharedForward(inner)
         self.vocab = inner.vocab
         self.processors = processors
 
     def start(self, prompt: Any, num_particles: int) -> ParticleBatch:
         ids = self.inner.encode_prompt(prompt)
-        return _ProcessedBatch(self, self.inner.start(ids, num_particles), ids, num_particles)
+        return _ProcessedBatch(self, self.group.start(ids, num_particles), ids, num_particles)
 
     def prompt_length(self, prompt: Any) -> int:
         return self.inner.prompt_length(prompt)
@@ -294,12 +305,12 @@ def smc_generate(
     merged into one end), stopping criteria
     (a particle they stop ends there, and its text must pass the constraint's complete
     check; ``stop_strings`` end the output before the stop, see
-    :mod:`awrs_adapters.stops`), left-padded batches (each prompt gets
-    its own population). ``twist`` is SMC's end-aware resampling twist (``"end"``, the
-    default, or ``"none"``; see :mod:`awrs_adapters.smc`). ``seed`` (int or
-    ``numpy.random.Generator``) makes runs
-    reproducible; by default it is drawn from torch's generator, so ``torch.manual_seed``
-    works as with plain generate. ``awrs_tokenizer`` is required unless the model folder
+    :mod:`awrs_adapters.stops`), left-padded batches (each prompt gets its own
+    population and its own random stream spawned from the seed's; the populations step
+    together, one forward per step). ``twist`` is SMC's end-aware resampling twist
+    (``"end"``, the default, or ``"none"``; see :mod:`awrs_adapters.smc`). ``seed`` (int
+    or ``numpy.random.Generator``) makes runs reproducible; by default it is drawn from
+    torch's generator, so ``torch.manual_seed`` works as with plain generate. ``awrs_tokenizer`` is required unless the model folder
     has a tokenizer; ``awrs_streamer`` receives the prompt first (as from generate, so
     ``TextStreamer(skip_prompt=True)`` works), then the tokens every weighted particle
     shares as soon as they are fixed, then the rest (batch of one prompt). When no
@@ -356,9 +367,12 @@ def smc_generate(
     extra = getattr(cfg, "stop_strings", None) or []
     stop_strings += [extra] if isinstance(extra, str) else list(extra)
     stop_strings = list(dict.fromkeys(stop_strings))
-    params = RunParams(num_particles=num_particles, max_tokens=int(max_new), method=method,
-                       ess_threshold=ess_threshold, resampling=resampling, twist=twist,
-                       temperature=0.0 if greedy else 1.0, seed=rng)  # one stream for all
+    # each prompt its own stream (spawned from the seed's): a prompt's draws do not
+    # depend on the other prompts it steps with
+    streams = rng.spawn(B)
+    params = [RunParams(num_particles=num_particles, max_tokens=int(max_new), method=method,
+                        ess_threshold=ess_threshold, resampling=resampling, twist=twist,
+                        temperature=0.0 if greedy else 1.0, seed=streams[b]) for b in range(B)]
     # one population per prompt, then k draws from its posterior. The call's
     # num_return_sequences reaches this strategy as is; one set on a GenerationConfig
     # made generate repeat each prompt that many times (next to each other) already
@@ -370,13 +384,19 @@ def smc_generate(
         raise ConfigError(f"{B} input rows are not a multiple of num_return_sequences={rep}")
     if streamer is not None and B == 1:
         streamer.put(input_ids.cpu())  # as generate does: TextStreamer(skip_prompt=True) skips it
-    results, rows, news = [], [], []
+    # every prompt's population steps in lockstep: one forward of all their rows per step
+    calls, steps = [], []
     for b in range(0, B, rep):
         row = input_ids[b]
         keep = row if attn is None else row[attn[b].bool()]
         prompt = [int(i) for i in keep.tolist()]
-        step = _AfterStep(row, criteria, streamer if B == 1 else None)
-        res = run_streaming(lm, prompt, c, params, stop=stop_strings, on_step=step)
+        steps.append(_AfterStep(row, criteria, streamer if B == 1 else None))
+        calls.append(Call(prompt, c, params[b], stop=stop_strings, on_step=steps[-1]))
+    Scheduler(lm, share=False).run_here(calls)  # rows share lm's SharedForward
+    results, rows, news = [], [], []
+    for (b, call), step in zip(zip(range(0, B, rep), calls, strict=True), steps, strict=True):
+        row = input_ids[b]
+        res = call.future.result()  # a prompt that failed (bad input) raises here
         sent = step.sent
         if not res.ok:
             if cut:
@@ -387,7 +407,7 @@ def smc_generate(
             warnings.warn(f"smc_generate: prompt {b // rep}: {res.hint}", stacklevel=3)
         results.append(res)
         for _ in range(k):
-            chosen = _draw(res, rng)
+            chosen = _draw(res, params[b].seed)  # type: ignore[arg-type]
             new = [] if chosen is None else list(chosen.token_ids)
             if chosen is not None and not (chosen.truncated or chosen.stopped):
                 new.append(ends[0] if ends else base.vocab.eos_token_id)  # it drew EOS

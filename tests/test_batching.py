@@ -126,3 +126,15 @@ def test_batch_seed_gives_each_prompt_its_own_stream():
     assert out[0].posterior != out[1].posterior or out[0].log_ml != out[1].log_ml
     with pytest.raises(ConfigError, match="list of prompts"):
         generate_batch(lm, "p0")
+
+
+def test_progress_bar_counts_finished_prompts(capsys):
+    """progress=True draws a tqdm bar on stderr that ends at every prompt (a failed one
+    included); nothing goes to stdout."""
+    lm = Prompted(LMS)
+    reqs = _requests(0) + [Request("p0", max_tokens=-1)]  # the last one fails at once
+    out = generate_batch(lm, reqs, num_particles=4, progress=True, return_exceptions=True)
+    err = capsys.readouterr()
+    n = len(reqs)
+    assert isinstance(out[-1], ConfigError)
+    assert f"{n}/{n}" in err.err and "prompts" in err.err and not err.out

@@ -36,6 +36,17 @@ def letters(s: str) -> bool:
 LETTERS = Predicate(complete=lambda s: len(s) >= 2 and letters(s), prefix=letters)
 
 
+def stream(seed: int, b: int = 0, B: int = 1) -> np.random.Generator:
+    """Prompt b's random stream in smc_generate(seed=seed) over B prompts."""
+    return np.random.default_rng(seed).spawn(B)[b]
+
+
+def same(a, b, tol: float = 1e-5) -> None:
+    assert a.posterior.keys() == b.posterior.keys()
+    assert all(abs(a.posterior[s] - p) < tol for s, p in b.posterior.items())
+    assert abs(a.log_ml - b.log_ml) < tol
+
+
 @pytest.fixture(scope="module")
 def setup():
     tok = get_tokenizer("byte_level")
@@ -50,21 +61,30 @@ def test_smc_generate_batch_of_two_prompts_matches_direct_generate(setup):
     model, tok = setup
     inputs = tok(["hello there", "a"], return_tensors="pt", padding=True)
     # no do_sample, no top_k: it samples, and generate's default top_k=50 is not applied
-    out = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS,
-                         num_particles=16, max_new_tokens=6, awrs_tokenizer=tok, seed=3)
+    calls = []
+    hook = model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        out = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True,
+                             constraint=LETTERS, num_particles=16, max_new_tokens=6,
+                             awrs_tokenizer=tok, seed=3)
+    finally:
+        hook.remove()
+    # the two prompts step together: one prefill, then at most one forward per step
+    # (one prompt after the other would take about twice as many)
+    assert len(calls) <= 1 + max(r.stats.steps for r in out.results)
     assert isinstance(out, SMCGenerateOutput)
     L = inputs["input_ids"].shape[1]
     assert out.sequences.shape[0] == 2 and torch.equal(out.sequences[:, :L], inputs["input_ids"])
     lm = TransformersLM(model, tok)
-    rng = np.random.default_rng(3)
     for b, res in enumerate(out.results):
         assert res.ok
         text = tok.decode(out.sequences[b, L:], skip_special_tokens=True)
         assert LETTERS.accepts(text) and text in res.posterior
         ids = inputs["input_ids"][b][inputs["attention_mask"][b].bool()].tolist()
-        direct = generate(lm, ids, LETTERS, num_particles=16, max_tokens=6, seed=rng)
-        assert direct.posterior == res.posterior and direct.log_ml == res.log_ml
-        rng.random()  # smc_generate drew its sequence from the posterior with this rng
+        # each prompt draws from its own stream, spawned from the seed's; the two prompts
+        # stepped together (one padded forward), so the match is to float round-off
+        direct = generate(lm, ids, LETTERS, num_particles=16, max_tokens=6, seed=stream(3, b, 2))
+        same(direct, res)
 
 
 def test_smc_generate_passes_the_twist(setup):
@@ -78,9 +98,9 @@ def test_smc_generate_passes_the_twist(setup):
     kw = dict(custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS, num_particles=16,
               max_new_tokens=6, awrs_tokenizer=tok)
     out = model.generate(**inputs, seed=5, twist="none", **kw).results[0]
-    direct = {t: generate(lm, ids, LETTERS, num_particles=16, max_tokens=6, seed=5, twist=t)
-              for t in ("none", "end")}
-    assert out.posterior == direct["none"].posterior and out.log_ml == direct["none"].log_ml
+    direct = {t: generate(lm, ids, LETTERS, num_particles=16, max_tokens=6, seed=stream(5),
+                          twist=t) for t in ("none", "end")}
+    same(out, direct["none"])
     assert direct["none"].log_ml != direct["end"].log_ml
     with pytest.raises(ConfigError, match="twist"):
         model.generate(**inputs, seed=5, twist="bogus", **kw)
@@ -103,13 +123,14 @@ def test_smc_generate_samples_by_default_greedy_only_when_asked(setup):
         model.generation_config = saved
     res = out.results[0]
     assert len(res.particles) == 8 and res.log_ml is not None
-    direct = generate(lm, ids, LETTERS, num_particles=8, max_tokens=5, seed=5)
-    assert direct.posterior == res.posterior and direct.log_ml == res.log_ml
+    direct = generate(lm, ids, LETTERS, num_particles=8, max_tokens=5, seed=stream(5))
+    same(direct, res)
     # temperature from the call is the prior's (applied before the EOS merge, as TransformersLM)
     hot = model.generate(**inputs, custom_generate=smc_generate, return_dict_in_generate=True, constraint=LETTERS,
                          num_particles=8, max_new_tokens=5, temperature=1.7, awrs_tokenizer=tok,
                          seed=5)
-    direct = generate(lm, ids, LETTERS, num_particles=8, max_tokens=5, temperature=1.7, seed=5)
+    direct = generate(lm, ids, LETTERS, num_particles=8, max_tokens=5, temperature=1.7,
+                      seed=stream(5))
     assert math.isclose(direct.log_ml, hot.results[0].log_ml, rel_tol=1e-4, abs_tol=1e-4)
     for kw in ({"do_sample": False}, {"temperature": 0.0}):
         with pytest.warns(UserWarning, match="greedily.*num_particles=8"):
