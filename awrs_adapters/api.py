@@ -60,10 +60,13 @@ def generate(
     """Sample from ``P(x) ∝ Q(x | prompt)·C(x)`` over strings of at most ``max_tokens`` tokens.
 
     Args:
-        lm: a :class:`~awrs_adapters.lm.LanguageModel` (``FunctionLM``, ``TransformersLM``).
+        lm: a :class:`~awrs_adapters.lm.LanguageModel` (``FunctionLM``, ``TransformersLM``)
+            or an Outlines transformers model (``outlines.from_transformers(...)``).
         prompt: a string, or a list of chat messages ``{"role", "content"}`` for chat models.
         constraint: a constraint (``Regex``, ``JSONSchema``, ``Predicate``, ``Potential``,
-            ``a & b``), an Outlines type, a pydantic class, a function ``text -> bool``, or None.
+            ``a & b``), an Outlines type or a Python type Outlines reads (``int``, an
+            ``Enum``, ``Literal[...]``...), a pydantic class, a function ``text -> bool``,
+            or None.
         num_particles: N, the particle count.
         max_tokens: generated tokens per particle before the end is forced.
         method: ``"awrs-smc"`` (default), ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
@@ -93,6 +96,9 @@ def generate(
     # checked here: what SMC does not check, or checks only for some methods
     if estimator not in ("recursive", "geometric"):
         raise ConfigError(f"estimator={estimator!r}; use 'recursive' or 'geometric'")
+    from .lm import as_language_model
+
+    lm = as_language_model(lm)
     if not isinstance(lm, LanguageModel):
         raise ConfigError(
             f"lm={type(lm).__name__} is not a LanguageModel; wrap a Hugging Face model with "

@@ -130,6 +130,9 @@ def generate_batch(
     Returns:
         One :class:`~awrs_adapters.results.SMCResult` per prompt, in order.
     """
+    from .lm import as_language_model
+
+    lm = as_language_model(lm)
     if not isinstance(lm, LanguageModel):
         raise ConfigError(f"lm={type(lm).__name__} is not a LanguageModel; see generate()")
     if isinstance(prompts, str | bytes) or not isinstance(prompts, Sequence):

@@ -7,7 +7,10 @@ constraints: ``outlines.types.Regex`` (and every other regex term of Outlines' D
 ``whitespace_pattern`` kept); ``outlines.types.CFG`` ->
 :class:`~awrs_adapters.constraints.Grammar`; a pydantic model class ->
 :class:`~awrs_adapters.constraints.Pydantic` (schema + validators); a TypedDict or a
-dataclass -> ``JSONSchema``. It is registered with
+dataclass -> ``JSONSchema``; other Python types (``int``, ``bool``, ``date``, an ``Enum``,
+``Literal["yes", "no"]``, ``list[int]``, unions...) through Outlines' own converter
+(``outlines.types.dsl.python_types_to_terms``), as Outlines' ``Generator`` reads them. It
+is registered with
 :func:`~awrs_adapters.constraints.register_converter`, so these objects can be passed
 directly as ``generate(..., constraint=...)``. Outlines itself is imported only when an
 object from it is converted.
@@ -28,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 from typing_extensions import is_typeddict
@@ -59,6 +63,28 @@ def _from_outlines_term(obj: Any) -> Constraint | None:
     return None
 
 
+def _from_python_type(obj: Any) -> Constraint | None:
+    """``int``, ``float``, ``bool``, ``str``, ``date``, an ``Enum``, ``Literal[...]``,
+    ``list[...]``, ``dict[...]``, unions...: converted by Outlines' own
+    ``python_types_to_terms`` (what Outlines' ``Generator`` accepts), then as its term."""
+    if not (isinstance(obj, type) or typing.get_origin(obj) is not None):
+        return None
+    try:
+        from outlines.types.dsl import python_types_to_terms
+    except ImportError:
+        raise ConfigError(
+            f"constraint={obj!r}: Python types are converted by Outlines; install it: "
+            "pip install 'awrs-adapters[outlines]' (or pass a Regex / JSONSchema)") from None
+    try:
+        term = python_types_to_terms(obj)
+    except Exception as e:
+        raise ConfigError(
+            f"constraint={obj!r} is not a type Outlines can convert ({type(e).__name__}: {e}); "
+            "pass a pydantic class, an Enum, Literal[...], a basic type or a constraint "
+            "object") from None
+    return _from_outlines_term(term)
+
+
 def _convert(obj: Any) -> Constraint | None:
     """The registered converter: None for objects that are not ours to convert."""
     if isinstance(obj, type):
@@ -72,7 +98,9 @@ def _convert(obj: Any) -> Constraint | None:
             from .json_schema import JSONSchema
 
             return JSONSchema(obj)
-        return None
+        return _from_python_type(obj)
+    if typing.get_origin(obj) is not None:
+        return _from_python_type(obj)
     return _from_outlines_term(obj)
 
 

@@ -187,6 +187,10 @@ class AWRSFields:
         return load_model(self.model)
 
     def __init__(self, **data: Any) -> None:
+        from ..lm import as_language_model
+
+        if data.get("lm") is not None:
+            data["lm"] = as_language_model(data["lm"])
         lm = data.get("lm")
         if lm is not None and not isinstance(lm, LanguageModel):
             if isinstance(lm, str):
