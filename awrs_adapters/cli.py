@@ -111,8 +111,9 @@ def _constraint(a: argparse.Namespace) -> Any:
         sys.path.insert(0, str(Path.cwd()))
         try:
             model = getattr(importlib.import_module(mod), cls)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"--pydantic {a.pydantic!r}: cannot import it ({e})") from e
+        except Exception as e:  # the module itself may raise anything while importing
+            raise ConfigError(f"--pydantic {a.pydantic!r}: cannot import it "
+                              f"({type(e).__name__}: {e})") from None
         return C.Pydantic(model)
     if a.grammar is not None:
         return C.Grammar(_read(a.grammar, "--grammar"))
@@ -136,6 +137,9 @@ def _read(name: str, flag: str) -> str:
 
 
 def _prompt(a: argparse.Namespace, lm: Any, text: str | None = None) -> Any:
+    if a.system and a.raw:
+        raise ConfigError("--system with --raw: a raw prompt has no chat template to put a "
+                          "system message in; drop one of them (or write it into the prompt)")
     text = a.prompt if text is None else text
     tok = getattr(lm, "tokenizer", None)
     if a.raw or tok is None or getattr(tok, "chat_template", None) is None:
@@ -237,6 +241,8 @@ def _generate(a: argparse.Namespace) -> int:
 
         hf_logging.disable_progress_bar()
     constraint = _constraint(a)
+    if a.system and a.raw:
+        _prompt(a, None)  # raises: fail before the model loads
     if a.prompts_file is not None:
         _prompt_lines(a.prompts_file)  # a bad file fails before the model loads
     lm = load(a.model, backend=a.backend)
@@ -310,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"awrs: {e}", file=sys.stderr)
         return 1
     except AWRSError as e:  # ConfigError, ConstraintError, ...: the user can act on it
+        print(f"awrs: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # an optional extra (vllm, server) is missing: the hint says which
         print(f"awrs: {e}", file=sys.stderr)
         return 2
 

@@ -238,10 +238,22 @@ def load(
             has the pip command) or a hub id / folder cannot be loaded.
         ConfigError: an unknown ``backend``.
     """
-    if backend not in BACKENDS:
-        from .errors import ConfigError
+    from .errors import ConfigError
 
+    if backend not in BACKENDS:
         raise ConfigError(f"backend={backend!r}; pass one of {list(BACKENDS)}")
+    if not isinstance(name, str | os.PathLike) or not str(name).strip():
+        raise ConfigError(  # else transformers would ask the Hub for it and retry for ~a minute
+            f"name={name!r}; pass an embedded model ({sorted(EMBEDDED)}), a Hugging Face id "
+            "or a local folder")
+    name = os.fspath(name)
+    if cache_dir is not None:
+        root = Path(cache_dir).expanduser()
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"cache_dir={os.fspath(cache_dir)!r} is a file; pass a folder "
+                              "(it is created if missing)")
+    if device is not None and backend == "transformers":
+        _check_device(device)
     path = str(convert(name, cache_dir=cache_dir)) if name in EMBEDDED else name
     if backend == "vllm":
         from .lm.vllm import VLLMLM
@@ -255,6 +267,27 @@ def load(
     from .lm.transformers import TransformersLM
 
     return TransformersLM.from_pretrained(path, dtype=dtype, device=device, **kwargs)
+
+
+def _check_device(device: Any) -> None:
+    """A torch device this machine has, or a ConfigError naming the ones it has."""
+    import torch
+
+    from .errors import ConfigError
+
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"device={device!r} is not a torch device; pass 'cpu', 'cuda', "
+                          "'cuda:0', 'mps'...") from None
+    has = {"cpu": True, "cuda": torch.cuda.is_available(),
+           "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
+    if not has.get(d.type, True):
+        found = [k for k, v in has.items() if v]
+        raise ConfigError(f"device={device!r}: this machine has no {d.type} device (it has "
+                          f"{found}); pass device='cpu' or leave it out")
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s)")
 
 
 def available(cache_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:

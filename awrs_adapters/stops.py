@@ -50,6 +50,13 @@ def check_stop(stop: Any) -> tuple[str, ...]:
     for s in stop:
         if not isinstance(s, str):
             raise ConfigError(f"stop contains {s!r}; every stop sequence must be a str")
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate: no output can contain it
+            raise ConfigError(
+                f"stop sequence {s!r} has a lone surrogate at position {e.start} (not valid "
+                "Unicode text); pass the character itself, e.g. '\\U0001F600', not half "
+                "of a UTF-16 pair") from None
         if s:
             out.append(s)
     return tuple(out)

@@ -337,6 +337,13 @@ class Grammar(TokenConstraint):
                 f"lark={lark!r} is not a grammar; pass the grammar text in Lark syntax, "
                 "e.g. 'start: \"a\"+'"
             )
+        try:
+            lark.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ConstraintError(
+                f"the Lark grammar has a lone surrogate at position {e.start} ({lark[e.start]!r}, "
+                "not valid Unicode text); write the character itself, not half of a UTF-16 "
+                "pair") from None
         self.lark = lark
         self.grammar = llguidance.LLMatcher.grammar_from_lark(lark)
         ll_check_grammar(

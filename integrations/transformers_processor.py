@@ -82,13 +82,19 @@ class AWRSLogitsProcessor(LogitsProcessor):
         eos_token_id: end tokens (default: the tokenizer's).
 
     One instance can be reused across ``generate`` calls: a new call is detected from
-    ``input_ids`` (its length does not continue the last one) and resets the state.
+    ``input_ids`` (its rows do not extend the last call's rows by one token) and resets
+    the state. Beam search (``num_beams > 1``) reorders rows between steps, which per-row
+    state cannot follow: it raises ``ConfigError``.
     ``dead_rows`` lists the rows of the last call that reached a dead end (no valid
     token: the row is ended and its text is not accepted); ``checks`` counts checks.
     A row cut by ``max_new_tokens`` is a valid prefix, not a valid output:
     ``unfinished_rows(out)`` lists (and warns about) the rows of an output that the
     constraint does not accept as complete.
     """
+
+    #: per-row state follows one generate call's rows in place: not for continuous
+    #: batching (transformers checks this attribute) nor beam search (refused at run time)
+    supports_continuous_batching = False
 
     def __init__(
         self,
@@ -100,6 +106,9 @@ class AWRSLogitsProcessor(LogitsProcessor):
         seed: int | np.random.Generator | None = None,
         eos_token_id: int | Sequence[int] | None = None,
     ) -> None:
+        if not isinstance(do_sample, bool):
+            raise ConfigError(f"do_sample={do_sample!r}; pass True or False (match the "
+                              "generate call's do_sample)")
         if not (isinstance(temperature, int | float) and temperature > 0 and math.isfinite(temperature)):
             raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
         if tokenizer is None or not (hasattr(tokenizer, "convert_ids_to_tokens") or callable(tokenizer)):
@@ -120,6 +129,7 @@ class AWRSLogitsProcessor(LogitsProcessor):
         self.sampler = AWRS("improper", greedy=not do_sample)
         self._width: int | None = None
         self._last_len: int | None = None
+        self._prev: torch.Tensor | None = None  # the last call's input_ids (on CPU)
         self.checks = 0
 
     def _setup(self, width: int) -> None:
@@ -162,12 +172,34 @@ class AWRSLogitsProcessor(LogitsProcessor):
     def reset(self) -> None:
         """Forget the current generation (done automatically when a new one starts)."""
         self._last_len = None
+        self._prev = None
+
+    def _continues(self, ids: torch.Tensor) -> bool:
+        """Whether ``ids`` extends the last call's rows by one token each, in place; a new
+        generate call otherwise. Rows that extend the last rows in another order are beam
+        search reordering them, which per-row state cannot follow: refused."""
+        prev = self._prev
+        if prev is None or ids.shape[1] != prev.shape[1] + 1:
+            return False
+        head = ids[:, :-1]
+        if ids.shape[0] == prev.shape[0] and torch.equal(head, prev):
+            return True
+        moved = all(bool((prev == head[b]).all(dim=1).any()) for b in range(ids.shape[0]))
+        if moved:
+            raise ConfigError(
+                "AWRSLogitsProcessor: the rows were reordered between steps (beam search, "
+                "num_beams > 1); the processor keeps one constraint state per row. Use "
+                "num_beams=1 (sampling or greedy), or smc_generate")
+        return False
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         B, L = input_ids.shape
         if self._width != scores.shape[-1]:
             self._setup(scores.shape[-1])
-        if self._last_len is None or L != self._last_len + 1 or B != len(self.states):
+        ids = input_ids.detach().cpu()
+        fresh = not self._continues(ids)
+        self._prev = ids
+        if fresh:
             self.states = [self.bound.initial_state()] * B
             self.done = [False] * B
             self.dead_rows: set[int] = set()
