@@ -330,6 +330,11 @@ def smc_generate(
                 "awrs_tokenizer=tokenizer to generate (transformers does not forward "
                 "tokenizer= to a callable strategy), or use custom_generate=CUSTOM_GENERATE_DIR"
             ) from e
+    if (getattr(cfg, "num_beams", None) or 1) > 1:
+        raise ConfigError(
+            f"num_beams={cfg.num_beams}: smc_generate samples from the constrained posterior; "
+            "beam search has no posterior to sample from. Drop num_beams (use "
+            "num_return_sequences for several draws, or num_particles for more particles)")
     streamer = awrs_streamer if awrs_streamer is not None else streamer
     ends = tuple(token_id_list(getattr(cfg, "eos_token_id", None)))
     base = _lm_for(model, tok, ends)

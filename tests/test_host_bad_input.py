@@ -140,3 +140,13 @@ def test_processor_reused_for_a_prompt_one_token_longer(setup):
     assert second.shape[0] == 1
     assert not proc.dead_rows  # read as a continuation, the prompt's "1" was a dead end
     assert proc.unfinished_rows(second, warn=False) in ([], [0])  # cut by max_new_tokens only
+
+
+def test_smc_generate_refuses_beam_search(setup):
+    """num_beams=3 used to run three populations and call it beam search."""
+    from awrs_adapters.integrations.transformers import smc_generate
+
+    model, tok = setup
+    with pytest.raises(ConfigError, match="num_beams=3"):
+        model.generate(**tok(["hello"], return_tensors="pt"), custom_generate=smc_generate,
+                       constraint=LETTERS, num_beams=3, max_new_tokens=3, awrs_tokenizer=tok)

@@ -46,7 +46,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = _free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    # one torch thread, as each test worker has (conftest): the suite runs two workers
+    # on two cores, and a server with a thread per core would slow both
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"awrs-server-{port}.log", "w+")
     proc = subprocess.Popen(
