@@ -196,13 +196,14 @@ def _draw(res: SMCResult, rng: np.random.Generator) -> Particle | None:
     return ps[int(rng.choice(len(ps), p=w))]
 
 
-_WARPERS = ("TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "TopHLogitsWarper",
-            "MinPLogitsWarper", "TypicalLogitsWarper", "EpsilonLogitsWarper", "EtaLogitsWarper")
-
-
 def _without_warpers(processors: Any) -> list[Any]:
-    """generate's processors less the warpers it built from a config's ``do_sample=True``."""
-    return [p for p in (processors or []) if type(p).__name__ not in _WARPERS]
+    """generate's processors less the warpers it built from a config's ``do_sample=True``
+    (matched by type: every warper class transformers defines, subclasses included)."""
+    from transformers.generation import logits_process as lp
+
+    warpers = tuple(getattr(lp, n) for n in dir(lp)
+                    if n.endswith("LogitsWarper") and isinstance(getattr(lp, n), type))
+    return [p for p in (processors or []) if not isinstance(p, warpers)]
 
 
 def _sampling(cfg: Any, do_sample: bool | None, temperature: float | None, top_k: int | None,
@@ -213,6 +214,7 @@ def _sampling(cfg: Any, do_sample: bool | None, temperature: float | None, top_k
         EtaLogitsWarper,
         MinPLogitsWarper,
         TemperatureLogitsWarper,
+        TopHLogitsWarper,
         TopKLogitsWarper,
         TopPLogitsWarper,
         TypicalLogitsWarper,
@@ -246,8 +248,12 @@ def _sampling(cfg: Any, do_sample: bool | None, temperature: float | None, top_k
     if min_p is not None and min_p > 0:
         warpers.append(MinPLogitsWarper(min_p=float(min_p)))
         cut.append(f"min_p={min_p}")
-    # these three are never filled in by defaults: set on a config, they were asked for
-    typical, eps, eta = (getattr(cfg, k, None) for k in ("typical_p", "epsilon_cutoff", "eta_cutoff"))
+    # these four are never filled in by defaults: set on a config, they were asked for
+    typical, eps, eta, top_h = (getattr(cfg, k, None)
+                                for k in ("typical_p", "epsilon_cutoff", "eta_cutoff", "top_h"))
+    if top_h is not None and 0.0 < top_h < 1.0:  # generate builds it; it was dropped before
+        warpers.append(TopHLogitsWarper(top_h=float(top_h)))
+        cut.append(f"top_h={top_h}")
     if typical is not None and typical < 1.0:
         warpers.append(TypicalLogitsWarper(mass=typical))
         cut.append(f"typical_p={typical}")
@@ -362,13 +368,19 @@ def smc_generate(
     # the completeness check); stopping a particle there would return invalid text
     # stop strings are part of the target (the text before one must pass the constraint,
     # and the proposal knows it); other criteria end particles after the fact
+    from transformers.generation.stopping_criteria import (
+        EosTokenCriteria,
+        MaxLengthCriteria,
+        StopStringCriteria,
+    )
+
     criteria = [k for k in (stopping_criteria or [])
-                if type(k).__name__ not in ("MaxLengthCriteria", "EosTokenCriteria")]
+                if not isinstance(k, MaxLengthCriteria | EosTokenCriteria)]
     stop_strings: list[str] = []
     for k in criteria:  # the criterion generate builds from stop_strings=, or a user's
-        if type(k).__name__ == "StopStringCriteria":
+        if isinstance(k, StopStringCriteria):
             stop_strings.extend(getattr(k, "stop_strings", ()))
-    criteria = [k for k in criteria if type(k).__name__ != "StopStringCriteria"]
+    criteria = [k for k in criteria if not isinstance(k, StopStringCriteria)]
     extra = getattr(cfg, "stop_strings", None) or []
     stop_strings += [extra] if isinstance(extra, str) else list(extra)
     stop_strings = list(dict.fromkeys(stop_strings))

@@ -150,3 +150,18 @@ def test_smc_generate_refuses_beam_search(setup):
     with pytest.raises(ConfigError, match="num_beams=3"):
         model.generate(**tok(["hello"], return_tensors="pt"), custom_generate=smc_generate,
                        constraint=LETTERS, num_beams=3, max_new_tokens=3, awrs_tokenizer=tok)
+
+
+def test_smc_generate_applies_top_h(setup):
+    """top_h (transformers' TopHLogitsWarper) was stripped with generate's other warpers
+    and never rebuilt: silently ignored. Now it is part of the prior like top_k/top_p:
+    the same seed gives a different log_ml with it than without."""
+    from awrs_adapters.integrations.transformers import smc_generate
+
+    model, tok = setup
+    kw = dict(custom_generate=smc_generate, constraint=LETTERS, num_particles=8,
+              max_new_tokens=4, awrs_tokenizer=tok, seed=1, return_dict_in_generate=True)
+    inputs = tok(["hello"], return_tensors="pt")
+    plain = model.generate(**inputs, **kw).results[0]
+    cut = model.generate(**inputs, **kw, top_h=0.3).results[0]
+    assert plain.ok and cut.log_ml != plain.log_ml
