@@ -35,7 +35,7 @@ from .results import SMCResult
 from .runner import RunParams
 
 __all__ = ["APIError", "Limits", "Plan", "chat_response", "chunk", "completion_response",
-           "parse_chat", "parse_completion"]
+           "parse_chat", "parse_completion", "response_format_constraint"]
 
 #: fields the API defines that only have their neutral value here (anything else: 400)
 _NEUTRAL = {"frequency_penalty": 0, "presence_penalty": 0, "logprobs": False, "top_p": 1,
@@ -189,12 +189,22 @@ def _compiled(param: str, make: Any) -> Any:
         raise _bad(param, str(e), "invalid_constraint") from None
 
 
-def _response_format(body: Mapping[str, Any]) -> Any:
-    rf = body.get("response_format")
-    if rf is None:
-        return None
+def response_format_constraint(rf: Any) -> Any:
+    """The constraint of an OpenAI ``response_format`` (None for ``text``).
+
+    ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`` -> the schema
+    (``strict``: only its keys, as the API's strict mode); ``{"type": "json_object"}`` ->
+    any JSON object. The LangChain chat model takes it too (LangChain 1.x agents bind it).
+
+    Raises:
+        ConfigError: ``rf`` is not one of these shapes.
+        ConstraintError: the schema does not compile.
+    """
+    from .errors import ConfigError, ConstraintError
+
     if not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema"):
-        raise _bad("response_format", "expected {'type': 'text' | 'json_object' | 'json_schema'}")
+        raise ConfigError(f"response_format={json.dumps(rf, default=repr)[:80]}; expected "
+                          "{'type': 'text' | 'json_object' | 'json_schema', ...}")
     from .constraints import JSONSchema
 
     if rf["type"] == "text":
@@ -203,13 +213,30 @@ def _response_format(body: Mapping[str, Any]) -> Any:
         return JSONSchema({"type": "object"})
     js = rf.get("json_schema")
     if not isinstance(js, dict) or not isinstance(js.get("schema"), dict):
-        raise _bad("response_format.json_schema", "expected {'name': ..., 'schema': {...}}")
+        raise ConfigError("response_format.json_schema: expected {'name': ..., 'schema': {...}}")
     from .constraints.json_schema import forbid_extra_keys
 
     schema = js["schema"]
     if js.get("strict"):  # strict: only the schema's keys, as the API's strict mode
         schema = forbid_extra_keys(schema)
-    return _compiled("response_format.json_schema.schema", lambda: JSONSchema(schema))
+    try:
+        return JSONSchema(schema)
+    except (ConfigError, ConstraintError, ValueError) as e:
+        raise ConstraintError(f"response_format.json_schema.schema: {e}") from None
+
+
+def _response_format(body: Mapping[str, Any]) -> Any:
+    from .errors import ConfigError
+
+    rf = body.get("response_format")
+    if rf is None:
+        return None
+    try:
+        return response_format_constraint(rf)
+    except ConfigError as e:
+        raise _bad("response_format", str(e)) from None
+    except AWRSError as e:
+        raise _bad("response_format.json_schema.schema", str(e), "invalid_constraint") from None
 
 
 def _content(v: Any, where: str) -> str:

@@ -182,13 +182,20 @@ class ChatAWRS(AWRSFields, BaseChatModel):
         par = kwargs.get("parallel_tool_calls")
         if par is not None and not isinstance(par, bool):
             raise ConfigError(f"parallel_tool_calls={par!r}; pass True, False or None")
+        rf = kwargs.get("response_format")
+        if rf is not None:  # OpenAI's form, which LangChain 1.x agents bind
+            from ..openai_api import response_format_constraint
+
+            if kwargs.get("constraint", self.constraint) is not None:
+                raise ConfigError("both response_format and a constraint are bound; keep one")
+            kwargs = {**kwargs, "constraint": response_format_constraint(rf)}
         if not tools:
             choice = kwargs.get("tool_choice")
             if choice not in (None, "auto", "none", False) or par:
                 raise ConfigError(
                     f"tool_choice={choice!r}, parallel_tool_calls={par!r} with no tools bound; "
                     "bind the tools with bind_tools([...], tool_choice=...)")
-            return messages_to_chat(messages), None
+            return messages_to_chat(messages), kwargs.get("constraint")
         names = [t["function"]["name"] for t in tools]
         choice = normalize_tool_choice(kwargs.get("tool_choice"), names)
         parallel = bool(kwargs.get("parallel_tool_calls"))  # None: one call per turn

@@ -131,7 +131,8 @@ def pieces_in_thread(
 
 #: keyword arguments a call (``invoke(..., **kw)``, ``bind(**kw)``) may carry
 CALL_KWARGS = frozenset(RunParams.__dataclass_fields__) | {
-    "model", "constraint", "tools", "tool_choice", "parallel_tool_calls", "tool_validators"}
+    "model", "constraint", "tools", "tool_choice", "parallel_tool_calls", "tool_validators",
+    "response_format"}
 
 
 class AWRSFields:

@@ -131,3 +131,14 @@ def test_unreadable_messages_and_blocks_raise_typed_errors():
         messages_to_chat([SystemMessage("s"), FunctionMessage(content="1", name="f")])
     ok = messages_to_chat([HumanMessage(content=[{"type": "text", "text": "hi"}])])
     assert ok == [{"role": "user", "content": "hi"}]
+
+
+def test_response_format_is_read_as_openai_defines_it():
+    """LangChain 1.x agents bind OpenAI's response_format; a bad one or one next to a
+    constraint is a ConfigError (the agent test runs the good one on the default model)."""
+    with pytest.raises(ConfigError, match="response_format"):
+        words_chat().invoke("x", response_format={"type": "xml"})
+    with pytest.raises(ConfigError, match="both response_format and a constraint"):
+        words_chat().invoke("x", response_format={"type": "json_object"})
+    msg = words_chat(constraint=None).invoke("x", response_format={"type": "text"})
+    assert isinstance(msg.content, str)
