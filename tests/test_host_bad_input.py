@@ -82,16 +82,12 @@ def test_cli_vllm_backend_without_vllm_exits_2_with_the_hint(capsys):
     assert "vllm" in err.lower() and "Traceback" not in err
 
 
-# -- the logits processor ---------------------------------------------------------------
+# -- the logits processor and smc_generate ----------------------------------------------
 @pytest.fixture(scope="module")
 def setup():
-    from test_transformers_lm import get_tokenizer, tiny_llama
+    from test_integration_transformers import tiny_model_and_tokenizer
 
-    tok = get_tokenizer("byte_level")
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tiny_llama(len(tok), seed=0), tok
+    return tiny_model_and_tokenizer()
 
 
 LETTERS = Predicate(complete=lambda s: len(s) >= 1 and s.isalpha() and s.isascii(),

@@ -47,14 +47,18 @@ def same(a, b, tol: float = 1e-5) -> None:
     assert abs(a.log_ml - b.log_ml) < tol
 
 
-@pytest.fixture(scope="module")
-def setup():
+def tiny_model_and_tokenizer():
+    """A tiny random Llama and a trained byte-level tokenizer that pads on the left."""
     tok = get_tokenizer("byte_level")
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = tiny_llama(len(tok), seed=0)
-    return model, tok
+    return tiny_llama(len(tok), seed=0), tok
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return tiny_model_and_tokenizer()
 
 
 def test_smc_generate_batch_of_two_prompts_matches_direct_generate(setup):

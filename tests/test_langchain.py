@@ -119,26 +119,36 @@ def test_stream_concatenation_equals_final_text(kind):
     assert len([p for p in pieces if p]) >= 1
 
 
+def _endless(kind: str, pause: float = 0.0):
+    """A model whose run would last 3,000 tokens, and the prefix checks it has made."""
+    calls: list[str] = []
+
+    def prefix(s: str) -> bool:
+        calls.append(s)
+        time.sleep(pause)
+        return True
+
+    c = Predicate(complete=lambda s: False, prefix=prefix)
+    kw = dict(lm=words_lm(), constraint=c, num_particles=1, max_tokens=3000, seed=0)
+    return (ChatAWRS(**kw) if kind == "chat" else AWRSLLM(**kw)), calls
+
+
+def _assert_stopped(calls: list[str]) -> None:
+    time.sleep(0.3)
+    seen = len(calls)
+    time.sleep(0.3)
+    assert len(calls) == seen and seen < 1000
+
+
 @pytest.mark.parametrize("kind", ["chat", "llm"])
 def test_an_abandoned_stream_stops_sampling(kind):
     """Breaking out of a stream cancels the run at its next step: the predicate stops
     being called long before max_tokens. Broken variant that fails: pieces_in_thread
     without the cancel event (the worker samples all 3,000 tokens for nobody)."""
-    calls = []
-
-    def prefix(s: str) -> bool:
-        calls.append(s)
-        return True
-
-    c = Predicate(complete=lambda s: False, prefix=prefix)
-    kw = dict(lm=words_lm(), constraint=c, num_particles=1, max_tokens=3000, seed=0)
-    model = ChatAWRS(**kw) if kind == "chat" else AWRSLLM(**kw)
+    model, calls = _endless(kind)
     for _ in model.stream("go"):
         break
-    time.sleep(0.3)
-    seen = len(calls)
-    time.sleep(0.3)
-    assert len(calls) == seen and seen < 1000
+    _assert_stopped(calls)
 
 
 @pytest.mark.parametrize("kind", ["chat", "llm"])
@@ -146,26 +156,14 @@ def test_a_cancelled_ainvoke_stops_sampling(kind):
     """asyncio.wait_for cancelling an ainvoke ends its run at the next step (the run
     would otherwise go on for 3,000 tokens after asyncio.run returned). Broken variant
     that fails: in_worker without setting the cancel event."""
-    calls = []
-
-    def prefix(s: str) -> bool:
-        calls.append(s)
-        time.sleep(0.001)
-        return True
-
-    c = Predicate(complete=lambda s: False, prefix=prefix)
-    kw = dict(lm=words_lm(), constraint=c, num_particles=1, max_tokens=3000, seed=0)
-    model = ChatAWRS(**kw) if kind == "chat" else AWRSLLM(**kw)
+    model, calls = _endless(kind, pause=0.001)
 
     async def go() -> None:
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(model.ainvoke("go"), 0.3)
 
     asyncio.run(go())
-    time.sleep(0.3)
-    seen = len(calls)
-    time.sleep(0.3)
-    assert len(calls) == seen and seen < 1000
+    _assert_stopped(calls)
 
 
 @pytest.mark.parametrize("form", ["batch", "abatch"])
