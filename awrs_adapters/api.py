@@ -55,6 +55,7 @@ def generate(
     estimator: str = "recursive",
     stop: Sequence[str] | None = None,
     twist: str = "end",
+    resample_finished: bool = False,
     timeout: float | None = None,
 ) -> SMCResult:
     """Sample from ``P(x) ∝ Q(x | prompt)·C(x)`` over strings of at most ``max_tokens`` tokens.
@@ -83,6 +84,10 @@ def generate(
         twist: ``"end"`` (default): resampling anticipates whether a particle can end
             validly before ``max_tokens`` (a twist that leaves the target and ``log_ml``
             unchanged; see :mod:`awrs_adapters.smc`); ``"none"``: it does not.
+        resample_finished: False (default): finished particles keep their place and
+            weight when the others are resampled (they cannot change, so resampling them
+            only adds noise, and could drop a valid output for a lineage that never
+            ends); True: the whole population is resampled, finished particles included.
         timeout: seconds the whole generation may take; past it a
             :class:`~awrs_adapters.errors.GenerationTimeoutError` is raised (read before
             every constraint check inside token draws and before every step, so it
@@ -111,6 +116,7 @@ def generate(
         num_particles=num_particles, max_tokens=max_tokens, method=method,
         ess_threshold=ess_threshold, resampling=resampling, temperature=temperature,
         rng=make_rng(seed), estimator=estimator, stop=stop, twist=twist,
+        resample_finished=resample_finished,
         deadline=None if secs is None else time.perf_counter() + secs,
     )
     try:
