@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from .api import generate, make_rng
+from .api import DEFAULT_MAX_TOKENS, Event, generate, make_rng, stream
 from .awrs import AWRS, TokenDraw
 from .batching import BatchError, Request, generate_batch
 from .errors import (
@@ -37,9 +37,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AWRS",
     "AWRSError",
+    "DEFAULT_MAX_TOKENS",
     "BatchError",
     "ConfigError",
     "ConstraintError",
+    "Event",
     "GenerationTimeoutError",
     "LMError",
     "METHODS",
@@ -57,4 +59,5 @@ __all__ = [
     "generate",
     "generate_batch",
     "make_rng",
+    "stream",
 ]

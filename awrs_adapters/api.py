@@ -1,34 +1,46 @@
-"""The public entry point: ``generate(lm, prompt, constraint) -> SMCResult``.
+"""The public entry point: ``generate(lm, prompt, constraint) -> SMCResult``, and ``stream``.
 
 Overview: one call runs SMC with the chosen method and returns the weighted particles,
-the posterior over complete strings, ``log_ml`` and statistics.
+the posterior over complete strings, ``log_ml`` and statistics. Every setting, its
+default and its check live in one place (:class:`~awrs_adapters.runner.RunParams`), the
+one the command line, the LangChain models, ``smc_generate`` and the server use:
+``timeout``, ``max_retries``, stop sequences and streaming work the same everywhere.
+:func:`stream` is the streaming form: an iterator of :class:`Event` s (committed text,
+one per step, then the result).
 
 Example::
 
     import math
-    from awrs_adapters import generate
+    from awrs_adapters import generate, stream
     from awrs_adapters.lm import FunctionLM
     lm = FunctionLM([b"a", b"b", b""], 2,
                     lambda p: [math.log(.45), math.log(.45), math.log(.1)])
     r = generate(lm, None, lambda s: s.endswith("a"), num_particles=32, max_tokens=4, seed=0)
     print(r.posterior)
+    for ev in stream(lm, None, lambda s: s.endswith("a"), max_tokens=4, seed=0):
+        print(ev.kind, ev.text if ev.kind == "text" else ev.step)
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .deadline import check_timeout, timeout_error
-from .errors import ConfigError, GenerationTimeoutError
+from .errors import ConfigError
 from .lm.base import LanguageModel
 from .results import SMCResult
-from .smc import SMC
 
-__all__ = ["generate", "make_rng"]
+if TYPE_CHECKING:
+    from .smc import SMC
+
+__all__ = ["DEFAULT_MAX_TOKENS", "Event", "generate", "make_rng", "stream"]
+
+#: ``max_tokens`` when none is given, in every entry point (generate, stream, the CLI,
+#: the LangChain models, the server)
+DEFAULT_MAX_TOKENS = 256
 
 
 def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -40,13 +52,46 @@ def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     raise ConfigError(f"seed={seed!r}; pass an int >= 0, a numpy.random.Generator or None")
 
 
+@dataclass(frozen=True)
+class Event:
+    """One item of :func:`stream`.
+
+    ``kind``: ``"text"`` (``text``: the next piece of committed text, which no later
+    step can change; the pieces add up to ``result.text``), ``"step"`` (after each
+    model step: ``step`` tokens written, ``live`` particles still drawing, ``ess`` the
+    effective sample size before resampling, ``resampled``) or ``"done"`` (the last
+    event: ``result``, the :class:`~awrs_adapters.results.SMCResult`).
+    """
+
+    kind: Literal["text", "step", "done"]
+    text: str = ""
+    step: int = 0
+    live: int = 0
+    ess: float = 0.0
+    resampled: bool = False
+    result: SMCResult | None = None
+
+
+def _lm(lm: Any) -> LanguageModel:
+    from .lm import as_language_model
+
+    lm = as_language_model(lm)
+    if not isinstance(lm, LanguageModel):
+        raise ConfigError(
+            f"lm={type(lm).__name__} is not a LanguageModel; wrap a Hugging Face model with "
+            "awrs_adapters.lm.TransformersLM(model, tokenizer) or load one with "
+            "awrs_adapters.models.load()"
+        )
+    return lm
+
+
 def generate(
     lm: LanguageModel,
     prompt: Any,
     constraint: Any = None,
     *,
     num_particles: int = 8,
-    max_tokens: int = 128,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     method: str = "awrs-smc",
     ess_threshold: float | None = None,
     resampling: str = "stratified",
@@ -57,6 +102,10 @@ def generate(
     twist: str = "end",
     resample_finished: bool = False,
     timeout: float | None = None,
+    max_retries: int = 0,
+    on_text: Callable[[str], None] | None = None,
+    on_step: Callable[[SMC], None] | None = None,
+    progress: bool = False,
 ) -> SMCResult:
     """Sample from ``P(x) ∝ Q(x | prompt)·C(x)`` over strings of at most ``max_tokens`` tokens.
 
@@ -69,7 +118,8 @@ def generate(
             ``Enum``, ``Literal[...]``...), a pydantic class, a function ``text -> bool``,
             or None.
         num_particles: N, the particle count.
-        max_tokens: generated tokens per particle before the end is forced.
+        max_tokens: generated tokens per particle before the end is forced (default 256,
+            the same in every entry point).
         method: ``"awrs-smc"`` (default), ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
         ess_threshold: resample when ESS < ess_threshold·N; None (default): 0.5 at every N;
             0 never resamples.
@@ -92,34 +142,83 @@ def generate(
             :class:`~awrs_adapters.errors.GenerationTimeoutError` is raised (read before
             every constraint check inside token draws and before every step, so it
             stops within one check or one model step). None (default): no limit.
+        max_retries: when every particle died, run again with the next draws of the
+            seed's generator, up to this many times (default 0), unless ``on_text``
+            already received text (it cannot be taken back).
+        on_text: called with each piece of committed text (shared by every weighted
+            particle, so no later step changes it); the pieces add up to ``result.text``.
+        on_step: called with the engine after each step (read its state; end live
+            particles with ``smc.finish``: a stopping criterion).
+        progress: show a progress bar of the steps (tqdm, on stderr).
 
     Returns:
         An :class:`~awrs_adapters.results.SMCResult`; ``result.ok`` is False (and
         ``result.text`` raises ``NoValidSampleError`` with a hint) when nothing survived.
+        ``result.text`` is the posterior's most probable string; ``result.sample(seed)``
+        draws one from the posterior.
     """
-    # SMC validates every value it shares with this signature (one place, one message);
-    # checked here: what SMC does not check, or checks only for some methods
-    if estimator not in ("recursive", "geometric"):
-        raise ConfigError(f"estimator={estimator!r}; use 'recursive' or 'geometric'")
-    from .lm import as_language_model
+    from .runner import RunParams, run_streaming
 
-    lm = as_language_model(lm)
-    if not isinstance(lm, LanguageModel):
-        raise ConfigError(
-            f"lm={type(lm).__name__} is not a LanguageModel; wrap a Hugging Face model with "
-            "awrs_adapters.lm.TransformersLM(model, tokenizer) or load one with "
-            "awrs_adapters.models.load()"
-        )
-    secs = check_timeout(timeout)
-    smc = SMC(
-        lm, prompt, constraint,
+    params = RunParams(
         num_particles=num_particles, max_tokens=max_tokens, method=method,
         ess_threshold=ess_threshold, resampling=resampling, temperature=temperature,
-        rng=make_rng(seed), estimator=estimator, stop=stop, twist=twist,
-        resample_finished=resample_finished,
-        deadline=None if secs is None else time.perf_counter() + secs,
-    )
+        seed=seed, estimator=estimator, twist=twist, resample_finished=resample_finished,
+        timeout=timeout, max_retries=max_retries)
+    lm = _lm(lm)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=params.max_tokens, desc="tokens", unit="step")
+        user_step = on_step
+
+        def on_step(smc: SMC) -> None:
+            bar.update(1)
+            bar.set_postfix(live=len(smc.live), ess=f"{smc.ess:.1f}", refresh=False)
+            if user_step is not None:
+                user_step(smc)
     try:
-        return smc.run()
-    except GenerationTimeoutError as e:
-        raise timeout_error(secs, e) from None
+        # alone, in this thread: generate_batch or the scheduler share forwards
+        return run_streaming(lm, prompt, constraint, params, stop=stop, on_text=on_text,
+                             on_step=on_step, share_forward=False)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def stream(lm: LanguageModel, prompt: Any, constraint: Any = None, **kwargs: Any) -> Iterator[Event]:
+    """:func:`generate` as an iterator of :class:`Event` s: committed text as it is
+    decided, one event per step, and last the result (``kind == "done"``).
+
+    Takes ``generate``'s arguments (not ``on_text``/``on_step``, which it uses). The run
+    goes on in a worker thread; leaving the loop early (``break``, ``close()``) stops it
+    at its next step. Errors (a timeout, bad input) are raised from the iterator.
+    """
+    from .runner import iter_in_thread
+
+    for k in ("on_text", "on_step"):
+        if k in kwargs:
+            raise ConfigError(f"{k}= is not taken by stream(), which yields those events; "
+                              "use generate(..., on_text=/on_step=) for callbacks")
+    lm = _lm(lm)
+
+    def run(put: Callable[[Event], None], cancel: Any) -> SMCResult:
+        def on_step(smc: SMC) -> None:
+            if cancel.is_set():
+                raise _Stopped
+            put(Event("step", step=smc.t, live=len(smc.live), ess=smc.ess_history[-1],
+                      resampled=smc.resampled[-1]))
+
+        try:
+            res = generate(lm, prompt, constraint, on_text=lambda s: put(Event("text", text=s)),
+                           on_step=on_step, **kwargs)
+        except _Stopped:
+            return None  # type: ignore[return-value]
+        put(Event("done", result=res))
+        return res
+
+    yield from iter_in_thread(run)
+
+
+class _Stopped(Exception):
+    """The consumer of :func:`stream` left: end the run at this step."""

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .api import make_rng
+from .api import DEFAULT_MAX_TOKENS, make_rng
 from .deadline import check_timeout
 from .errors import AWRSError, ConfigError
 from .lm.base import LanguageModel
@@ -90,7 +90,7 @@ def generate_batch(
     constraint: Any = None,
     *,
     num_particles: int = 8,
-    max_tokens: int = 128,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     method: str = "awrs-smc",
     ess_threshold: float | None = None,
     resampling: str = "stratified",
@@ -99,6 +99,7 @@ def generate_batch(
     estimator: str = "recursive",
     stop: Sequence[str] | None = None,
     twist: str = "end",
+    resample_finished: bool = False,
     timeout: float | None = None,
     max_rows: int | None = None,
     return_exceptions: bool = False,
@@ -113,7 +114,8 @@ def generate_batch(
             ``max_tokens``, seed or stops). A list of chat messages is one prompt: wrap
             several conversations in a list (``[msgs_a, msgs_b]``).
         constraint, num_particles, max_tokens, method, ess_threshold, resampling,
-            temperature, estimator, stop, twist: as in ``generate``, for every prompt.
+            temperature, estimator, stop, twist, resample_finished: as in ``generate``,
+            for every prompt.
         seed: int: prompt ``i`` draws from ``numpy.random.default_rng([seed, i])``
             (a Request's own ``seed`` replaces it); None: fresh randomness.
         timeout: seconds each prompt may take (from the call); a prompt past it fails
@@ -158,10 +160,10 @@ def generate_batch(
                 num_particles=num_particles,
                 max_tokens=max_tokens if r.max_tokens is _SHARED else r.max_tokens,
                 method=method, ess_threshold=ess_threshold, resampling=resampling,
-                temperature=temperature, seed=rngs[i], timeout=secs, twist=twist)
+                temperature=temperature, seed=rngs[i], timeout=secs, twist=twist,
+                estimator=estimator, resample_finished=resample_finished)
             calls.append((i, Call(r.prompt, constraint if r.constraint is _SHARED else r.constraint,
-                                  params, stop=stop if r.stop is _SHARED else r.stop,
-                                  estimator=estimator)))
+                                  params, stop=stop if r.stop is _SHARED else r.stop)))
         except Exception as e:
             out[i] = e
     bar = None

@@ -29,9 +29,11 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .api import DEFAULT_MAX_TOKENS
 from .errors import AWRSError, ConfigError, NoValidSampleError
 from .models import BACKENDS
 from .smc import METHODS
@@ -60,12 +62,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="run the model with transformers (default) or an in-process vLLM "
                         "engine (needs the vllm extra)")
     g.add_argument("--particles", type=int, default=8, help="number of particles (default 8)")
-    g.add_argument("--max-tokens", type=int, default=64, help="tokens per particle (default 64)")
+    g.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                   help=f"tokens per particle (default {DEFAULT_MAX_TOKENS}, as generate())")
     g.add_argument("--method", default="awrs-smc", choices=METHODS)
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--system", default=None, help="a system message (chat models)")
     g.add_argument("--raw", action="store_true", help="use the prompt as is (no chat template)")
+    g.add_argument("--answer", default="draw", choices=("draw", "mode"),
+                   help="the output's 'text': a draw from the posterior (default, as every "
+                        "wrapper) or its most probable string")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--quiet", action="store_true", help="no progress line")
     sub.add_parser("models", help="list the embedded models and whether they are ready")
@@ -82,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="a module whose pydantic classes and Constraint objects requests may "
                         "name (\"constraint\": \"Name\"); repeatable")
     s.add_argument("--particles", type=int, default=8, help="default num_particles (8)")
-    s.add_argument("--max-tokens", type=int, default=256, help="default max_tokens (256)")
+    s.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                   help=f"default max_tokens ({DEFAULT_MAX_TOKENS}, as generate())")
     s.add_argument("--max-tokens-limit", type=int, default=1024,
                    help="largest max_tokens a request may ask for (1024)")
     s.add_argument("--max-particles", type=int, default=64,
@@ -174,10 +181,17 @@ def _prompt_lines(name: str) -> list[tuple[str, int | None]]:
     return out
 
 
-def _json_result(res: Any) -> dict[str, Any]:
+def _answer(res: Any, how: str, rng: Any) -> str | None:
+    if not res.ok:
+        return None
+    return res.text if how == "mode" else res.sample(rng)
+
+
+def _json_result(res: Any, text: str | None) -> dict[str, Any]:
     return {
         "ok": res.ok,
-        "text": res.text if res.ok else None,
+        "text": text,
+        "mode": res.text if res.ok else None,
         "posterior": res.posterior,
         "log_ml": res.log_ml,
         "ess_history": res.ess_history,
@@ -194,8 +208,11 @@ def _generate_many(a: argparse.Namespace, params: Any, constraint: Any, lm: Any)
     from .batching import Request, generate_batch
 
     lines = _prompt_lines(a.prompts_file)
-    reqs = [Request(_prompt(a, lm, text), seed=seed if seed is not None else
-                    (None if a.seed is None else _line_seed(a.seed, k)))
+    from .api import make_rng
+
+    # each prompt its own generator: its run's draws, then its answer's
+    reqs = [Request(_prompt(a, lm, text), seed=make_rng(seed if seed is not None else
+                    (None if a.seed is None else _line_seed(a.seed, k))))
             for k, (text, seed) in enumerate(lines)]
     out = generate_batch(lm, reqs, constraint, num_particles=params.num_particles,
                          max_tokens=params.max_tokens, method=params.method,
@@ -206,7 +223,7 @@ def _generate_many(a: argparse.Namespace, params: Any, constraint: Any, lm: Any)
         if isinstance(res, BaseException):
             row = {"index": k, "ok": False, "error": f"{type(res).__name__}: {res}"}
         else:
-            row = {"index": k, **_json_result(res)}
+            row = {"index": k, **_json_result(res, _answer(res, a.answer, reqs[k].seed))}
         bad += not row["ok"]
         print(json.dumps(row, ensure_ascii=False), flush=True)
     if bad:
@@ -230,12 +247,15 @@ def _progress(smc: Any) -> None:
 
 
 def _generate(a: argparse.Namespace) -> int:
+    from .api import make_rng
     from .models import load
     from .runner import RunParams, run_streaming
 
     # a bad value (seed included) fails before the model loads
     params = RunParams(num_particles=a.particles, max_tokens=a.max_tokens, method=a.method,
                        temperature=a.temperature, seed=a.seed)
+    # one generator: the run's draws, then the answer's (a seed reproduces both)
+    params = replace(params, seed=make_rng(a.seed))
     if a.quiet or not sys.stderr.isatty():
         from transformers.utils import logging as hf_logging
 
@@ -253,10 +273,13 @@ def _generate(a: argparse.Namespace) -> int:
                         on_step=_progress if show else None)
     if show:
         sys.stderr.write("\n")
+    text = _answer(res, a.answer, params.seed)
     if a.json:
-        print(json.dumps(_json_result(res), ensure_ascii=False))
+        print(json.dumps(_json_result(res, text), ensure_ascii=False))
     else:
         print(res.summary())
+        if text is not None:
+            print(f"answer ({a.answer}): {text!r}")
     if not res.ok:
         if not a.json:
             print(f"awrs: no valid sample. {res.hint}", file=sys.stderr)

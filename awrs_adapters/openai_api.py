@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .api import DEFAULT_MAX_TOKENS
 from .errors import AWRSError
 from .results import SMCResult
 from .runner import RunParams
@@ -71,7 +72,7 @@ class Limits:
     max_tokens: int = 1024
     max_particles: int = 64
     max_n: int = 16
-    default_max_tokens: int = 256
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
     default_particles: int = 8
 
 

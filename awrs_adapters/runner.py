@@ -24,14 +24,15 @@ Example::
 from __future__ import annotations
 
 import math
+import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .api import make_rng
+from .api import DEFAULT_MAX_TOKENS, make_rng
 from .deadline import check_timeout
 from .errors import ConfigError
 from .lm.base import LanguageModel
@@ -39,19 +40,21 @@ from .resampling import normalise
 from .results import SMCResult
 from .smc import SMC, validate_args
 
-__all__ = ["RunParams", "cut_at_stop", "particle_table", "run_streaming"]
+__all__ = ["RunParams", "cut_at_stop", "iter_in_thread", "particle_table", "run_streaming"]
 
 
 @dataclass(frozen=True)
 class RunParams:
     """Everything a run takes besides the model, prompt and constraint; validated here.
 
-    ``seed`` is an int, None (fresh randomness) or a ``numpy.random.Generator`` (used as
-    is, so several runs can share one stream).
+    The one set of defaults: :func:`~awrs_adapters.generate`, the command line, the
+    LangChain models, ``smc_generate`` and the server build one of these. ``seed`` is an
+    int, None (fresh randomness) or a ``numpy.random.Generator`` (used as is, so several
+    runs can share one stream). The fields mean what ``generate``'s arguments do.
     """
 
     num_particles: int = 8
-    max_tokens: int = 256
+    max_tokens: int = DEFAULT_MAX_TOKENS
     method: str = "awrs-smc"
     ess_threshold: float | None = None
     resampling: str = "stratified"
@@ -60,10 +63,16 @@ class RunParams:
     timeout: float | None = None
     max_retries: int = 0
     twist: str = "end"
+    estimator: str = "recursive"
+    resample_finished: bool = False
 
     def __post_init__(self) -> None:
         validate_args(self.num_particles, self.max_tokens, self.method, self.ess_threshold,
                       self.resampling, self.temperature, self.twist)
+        if self.estimator not in ("recursive", "geometric"):
+            raise ConfigError(f"estimator={self.estimator!r}; use 'recursive' or 'geometric'")
+        if not isinstance(self.resample_finished, bool | np.bool_):
+            raise ConfigError(f"resample_finished={self.resample_finished!r}; pass True or False")
         if self.seed is not None:
             make_rng(self.seed)
         check_timeout(self.timeout)
@@ -91,6 +100,7 @@ def run_streaming(
     on_step: Callable[[SMC], None] | None = None,
     share_forward: bool = True,
     cancel: threading.Event | None = None,
+    finish_text: bool = True,
 ) -> SMCResult:
     """Run SMC; stream committed text through ``on_text``; return the result.
 
@@ -112,16 +122,58 @@ def run_streaming(
 
     ``cancel``: once set, the run ends at its next step, frees its rows and raises
     ``concurrent.futures.CancelledError`` (a stream nobody reads any more).
+
+    ``finish_text=False``: at the end ``on_text`` does not get the rest of the
+    posterior's mode (a caller that answers with a posterior draw sends the rest of
+    that draw: every draw starts with the text already streamed).
     """
     from .lm.transformers import TransformersLM
     from .scheduler import Call, Scheduler, scheduler_for
 
     call = Call(prompt, constraint, params, stop=stop, on_text=on_text, on_step=on_step,
-                cancel=cancel)
+                cancel=cancel, finish_text=finish_text)
     if share_forward and type(lm) is TransformersLM:
         return scheduler_for(lm).run(call)
     Scheduler(lm, share=False).run_here([call])  # in this thread, alone
     return call.future.result()
+
+
+def iter_in_thread(
+    run: Callable[[Callable[[Any], None], threading.Event], Any],
+) -> Generator[Any, None, Any]:
+    """Run ``run(put, cancel)`` in a worker thread; yield what it passes to ``put``.
+
+    The core is synchronous; this turns its callbacks (``on_text``, ``on_step``) into an
+    iterator (:func:`~awrs_adapters.stream`, the LangChain models' ``_stream``). The
+    generator's return value (``StopIteration.value``) is what ``run`` returned; an
+    exception raised by ``run`` is re-raised in the consumer's thread. When the consumer
+    stops early (``break``, ``close()``, the generator collected) ``cancel`` is set:
+    pass it to ``run_streaming(cancel=...)``, which ends the run at its next step and
+    frees its rows instead of sampling to the end for nobody.
+    """
+    cancel = threading.Event()
+    q: queue.Queue = queue.Queue()
+    done = object()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["res"] = run(q.put, cancel)
+        except BaseException as e:  # re-raised in the consumer's thread
+            box["err"] = e
+        q.put(done)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not done:
+            yield item
+    finally:
+        cancel.set()  # a no-op once the run is over
+    t.join()
+    if "err" in box:
+        raise box["err"]
+    return box["res"]
 
 
 def particle_table(res: SMCResult) -> list[dict[str, Any]]:

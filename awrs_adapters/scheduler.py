@@ -77,14 +77,13 @@ class Call:
         stop: Sequence[str] | None = None,
         on_text: Callable[[str], None] | None = None,
         on_step: Callable[[SMC], None] | None = None,
-        estimator: str = "recursive",
         cancel: threading.Event | None = None,
         finish_text: bool = True,
     ) -> None:
         self.prompt, self.constraint, self.params = prompt, constraint, params
         self.stop = list(check_stop(stop))
         self.hold = max((len(s) for s in self.stop), default=1) - 1  # a stop may be half-written
-        self.on_text, self.on_step, self.estimator = on_text, on_step, estimator
+        self.on_text, self.on_step = on_text, on_step
         self.rng = make_rng(params.seed)
         self.t_start = time.perf_counter()
         self.emitted = ""
@@ -119,8 +118,8 @@ class Call:
             host, self.prompt, self.constraint,
             num_particles=p.num_particles, max_tokens=p.max_tokens, method=p.method,
             ess_threshold=p.ess_threshold, resampling=p.resampling,
-            temperature=p.temperature, rng=self.rng, estimator=self.estimator,
-            stop=self.stop, twist=p.twist,
+            temperature=p.temperature, rng=self.rng, estimator=p.estimator,
+            stop=self.stop, twist=p.twist, resample_finished=p.resample_finished,
             deadline=None if p.timeout is None else self.t_start + p.timeout,
         )
 

@@ -53,6 +53,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError(LANGCHAIN_HINT) from e
 from pydantic import ConfigDict, model_validator
 
+from ..api import make_rng
 from ..errors import ConfigError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
@@ -150,16 +151,17 @@ class ChatAWRS(AWRSFields, BaseChatModel):
             params["ls_stop"] = stop or self.stop
         return params
 
-    def _message(self, res: SMCResult, lm: LanguageModel, prompt: Any, kwargs: dict) -> AIMessage:
+    def _message(self, res: SMCResult, lm: LanguageModel, prompt: Any, kwargs: dict,
+                 text: str) -> AIMessage:
         from ..constraints.tools import parse_tool_calls
 
         n_in = lm.prompt_length(prompt)
-        content, tool_calls = res.text, []
+        content, tool_calls = text, []
         # the particles behind the returned text: its token count, and why it ended
         mine = [p for p in res.particles if p.finished and p.text == content]
         n_out = min((len(p.token_ids) for p in mine), default=0)
         reason = "length" if mine and all(p.truncated for p in mine) else "stop"
-        calls = parse_tool_calls(res.text) if kwargs.get("tools") else None
+        calls = parse_tool_calls(text) if kwargs.get("tools") else None
         if calls:
             content = ""
             tool_calls = [{"name": c.name, "args": c.arguments, "id": new_call_id(),
@@ -277,10 +279,11 @@ class ChatAWRS(AWRSFields, BaseChatModel):
         ahead = _AHEAD.get()
         done = ahead.get(_call_key(prompt, stop, kwargs)) if ahead is not None else None
         if done:
-            res, lm = done.pop()
+            res, lm, rng = done.pop()
+            text = self._answer(res, kwargs, rng)
         else:
-            res, lm = self._run(prompt, stop, kwargs, constraint=constraint)
-        msg = self._message(res, lm, prompt, kwargs)
+            res, lm, text = self._run(prompt, stop, kwargs, constraint=constraint)
+        msg = self._message(res, lm, prompt, kwargs, text)
         return ChatResult(generations=[ChatGeneration(message=msg)],
                           llm_output={"log_ml": res.log_ml, "model_name": msg.response_metadata["model_name"]})
 
@@ -301,7 +304,7 @@ class ChatAWRS(AWRSFields, BaseChatModel):
     def _ahead(self, inputs: Sequence[Any], config: Any, kwargs: dict[str, Any]) -> dict | None:
         """Run every input through :func:`~awrs_adapters.batching.generate_batch`.
 
-        Returns ``{call key: [(result, lm), ...]}`` for the inputs that produced a valid
+        Returns ``{call key: [(result, lm, generator), ...]}`` for the inputs that produced a valid
         sample; the others (an error, nothing valid) are left to the input's own call,
         which raises, retries and reports exactly as ``invoke`` does. ``max_concurrency``
         bounds the inputs in one forward.
@@ -326,7 +329,8 @@ class ChatAWRS(AWRSFields, BaseChatModel):
             if constraint is None:
                 constraint = kwargs.get("constraint", self.constraint)
             keys.append(_call_key(prompt, stop, {k: v for k, v in kwargs.items() if k != "stop"}))
-            reqs.append(Request(prompt, constraint=constraint, seed=params.seed))
+            # each input its own generator, as invoke: the run's draws, then the answer's
+            reqs.append(Request(prompt, constraint=constraint, seed=make_rng(params.seed)))
         if len(reqs) < 2:
             return None
         mc = get_config_list(config, len(inputs))[0].get("max_concurrency")
@@ -336,12 +340,13 @@ class ChatAWRS(AWRSFields, BaseChatModel):
             method=params.method, ess_threshold=params.ess_threshold,
             resampling=params.resampling, temperature=params.temperature,
             stop=stop if stop is not None else self.stop, twist=params.twist,
+            estimator=params.estimator, resample_finished=params.resample_finished,
             timeout=params.timeout, max_rows=None if mc is None else mc * rows,
             return_exceptions=True)
         ahead: dict[str, list] = {}
-        for key, res in reversed(list(zip(keys, out, strict=True))):  # popped in order
+        for key, req, res in reversed(list(zip(keys, reqs, out, strict=True))):  # popped in order
             if isinstance(res, SMCResult) and res.ok:
-                ahead.setdefault(key, []).append((res, lm))
+                ahead.setdefault(key, []).append((res, lm, req.seed))
         return ahead
 
     def batch(  # type: ignore[override]
@@ -387,7 +392,7 @@ class ChatAWRS(AWRSFields, BaseChatModel):
             try:
                 item = next(pieces)
             except StopIteration as fin:
-                res, lm = fin.value
+                res, lm, text = fin.value
                 break
             msgs = shaper.feed(item) if shaper else [AIMessageChunk(content=item)]
             for m in msgs:
@@ -400,7 +405,7 @@ class ChatAWRS(AWRSFields, BaseChatModel):
             shaper.mode = "text"
             for m in shaper.feed(""):
                 yield ChatGenerationChunk(message=m)
-        msg = self._message(res, lm, prompt, kwargs)
+        msg = self._message(res, lm, prompt, kwargs, text)
         yield ChatGenerationChunk(
             message=AIMessageChunk(content="", response_metadata=msg.response_metadata,
                                    usage_metadata=msg.usage_metadata, chunk_position="last")
@@ -520,12 +525,13 @@ class AWRSLLM(AWRSFields, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        def one(prompt: str) -> SMCResult:
+        def one(prompt: str) -> tuple[SMCResult, str]:
             on_text = None
             if run_manager is not None:
                 def on_text(piece: str, rm: CallbackManagerForLLMRun = run_manager) -> None:
                     rm.on_llm_new_token(piece)
-            return self._run(prompt, stop, kwargs, on_text=on_text)[0]
+            res, _, text = self._run(prompt, stop, kwargs, on_text=on_text)
+            return res, text
 
         if len(prompts) > 1:  # at the same time: they step together on the model's scheduler
             with ThreadPoolExecutor(min(len(prompts), 64), thread_name_prefix="awrs-llm") as ex:
@@ -533,9 +539,11 @@ class AWRSLLM(AWRSFields, BaseLLM):
         else:
             runs = [one(p) for p in prompts]
         generations, outputs = [], []
-        for res in runs:
+        for res, text in runs:
             post = res.posterior
-            rows = sorted(particle_table(res), key=lambda r: (-post.get(r["text"], 0.0), -r["weight"]))
+            # the answer first (invoke returns it), then the rest, most probable first
+            rows = sorted(particle_table(res), key=lambda r: (r["text"] != text,
+                                                              -post.get(r["text"], 0.0), -r["weight"]))
             generations.append([
                 Generation(text=r["text"], generation_info={**r, "probability": post.get(r["text"], 0.0)})
                 for r in rows if r["finished"] and r["weight"] > 0

@@ -26,20 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import difflib
 import functools
-import queue
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 from pydantic import Field, SecretStr
 
+from ..api import DEFAULT_MAX_TOKENS, make_rng
 from ..errors import ConfigError, NoValidSampleError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
-from ..runner import RunParams, particle_table, run_streaming
+from ..runner import RunParams, iter_in_thread, particle_table, run_streaming
 
 __all__ = ["CALL_KWARGS", "AWRSFields", "in_worker", "load_model", "pieces_in_thread"]
 
@@ -91,47 +93,17 @@ def load_model(name: str) -> LanguageModel:
         return _MODELS[name]
 
 
-def pieces_in_thread(
-    run: Callable[[Callable[[str], None], threading.Event], Any],
-) -> Generator[str, None, Any]:
-    """Run ``run(on_text, cancel)`` in a worker thread; yield the pieces it passes to
-    ``on_text``.
+#: ``run(on_text, cancel)`` in a worker thread, its text pieces as an iterator (the
+#: generator returns ``run``'s result; leaving early sets ``cancel``)
+pieces_in_thread = iter_in_thread
 
-    The core is synchronous; this lets a model's ``_stream`` hand out text as it is
-    committed. The generator's return value (``StopIteration.value``) is what ``run``
-    returned; an exception raised by ``run`` is re-raised in the consumer's thread. When
-    the consumer stops early (``break``, ``close()``, the generator collected) ``cancel``
-    is set: pass it to ``run_streaming(cancel=...)``, which ends the run at its next step
-    and frees its rows instead of sampling to the end for nobody.
-    """
-    cancel = threading.Event()
-    q: queue.Queue = queue.Queue()
-    done = object()
-    box: dict[str, Any] = {}
 
-    def work() -> None:
-        try:
-            box["res"] = run(q.put, cancel)
-        except BaseException as e:  # re-raised in the consumer's thread
-            box["err"] = e
-        q.put(done)
-
-    t = threading.Thread(target=work, daemon=True)
-    t.start()
-    try:
-        while (item := q.get()) is not done:
-            yield item
-    finally:
-        cancel.set()  # a no-op once the run is over
-    t.join()
-    if "err" in box:
-        raise box["err"]
-    return box["res"]
-
+#: ``answer=`` values: a posterior draw (default) or the posterior's mode
+ANSWERS = ("draw", "mode")
 
 #: keyword arguments a call (``invoke(..., **kw)``, ``bind(**kw)``) may carry
 CALL_KWARGS = frozenset(RunParams.__dataclass_fields__) | {
-    "model", "constraint", "tools", "tool_choice", "parallel_tool_calls", "tool_validators",
+    "answer", "model", "constraint", "tools", "tool_choice", "parallel_tool_calls", "tool_validators",
     "response_format"}
 
 
@@ -150,7 +122,7 @@ class AWRSFields:
     """An already loaded ``awrs_adapters.lm.LanguageModel``; overrides ``model``."""
     num_particles: int = 8
     """Particles per call (N)."""
-    max_tokens: int = 256
+    max_tokens: int = DEFAULT_MAX_TOKENS
     """Tokens generated per particle before the end is forced."""
     temperature: float = 1.0
     """Sampling temperature; 0 decodes greedily (most probable valid token, no weights)."""
@@ -163,8 +135,18 @@ class AWRSFields:
     twist: str = "end"
     """``end``: resampling anticipates whether a particle can end validly before
     ``max_tokens`` (target unchanged); ``none``: it does not."""
+    estimator: str = "recursive"
+    """AWRS weight estimator: ``recursive`` or ``geometric``."""
+    resample_finished: bool = False
+    """False: finished particles keep their place when the others are resampled."""
     seed: int | None = None
     """Seed of each call (None: fresh randomness)."""
+    answer: str = "draw"
+    """What a call answers with: ``draw`` (default) a string drawn from the posterior
+    (with the seed's generator after the run, so a seed reproduces it), as
+    ``smc_generate``, the server and ``SMCResult.sample`` do; ``mode`` the posterior's
+    most probable string (``SMCResult.text``). The whole posterior is in the metadata
+    either way."""
     constraint: Any = Field(default=None, exclude=True)
     """Default constraint (any the library accepts); ``bind(constraint=...)`` overrides."""
     stop: list[str] | None = None
@@ -225,6 +207,10 @@ class AWRSFields:
             raise ConfigError(
                 f"unknown call argument(s) {', '.join(hints)}; a call takes "
                 f"{sorted(CALL_KWARGS)} (and stop=)")
+        answer = kwargs.get("answer", self.answer)
+        if answer not in ANSWERS:
+            raise ConfigError(f"answer={answer!r}; use 'draw' (a posterior draw, the default) "
+                              "or 'mode' (the most probable string)")
         vals = {k: getattr(self, k) for k in fields}
         vals.update({k: v for k, v in kwargs.items() if k in fields})
         return RunParams(**vals)  # validates every value
@@ -232,16 +218,40 @@ class AWRSFields:
     def _run(
         self, prompt: Any, stop: list[str] | None, kwargs: dict[str, Any], on_text: Any = None,
         constraint: Any = None, cancel: threading.Event | None = None,
-    ) -> tuple[SMCResult, LanguageModel]:
+    ) -> tuple[SMCResult, LanguageModel, str]:
+        """Run one call: its result, the model, and the answer (see ``answer``); the
+        pieces passed to ``on_text`` add up to that answer."""
         lm = self._lm_for(kwargs)
         if constraint is None:
             constraint = kwargs.get("constraint", self.constraint)
-        res = run_streaming(lm, prompt, constraint, self._params(kwargs),
-                            stop=stop if stop is not None else self.stop, on_text=on_text,
+        params = self._params(kwargs)
+        rng = make_rng(params.seed)  # the run's draws, then the answer's: one stream
+        params = dataclasses.replace(params, seed=rng)
+        draw = kwargs.get("answer", self.answer) == "draw"
+        sent: list[str] = []
+
+        def put(piece: str) -> None:
+            sent.append(piece)
+            on_text(piece)
+
+        res = run_streaming(lm, prompt, constraint, params,
+                            stop=stop if stop is not None else self.stop,
+                            on_text=put if on_text is not None else None, finish_text=not draw,
                             cancel=cancel if cancel is not None else _CANCEL.get())
         if not res.ok:
             raise NoValidSampleError(res.hint)
-        return res, lm
+        text = self._answer(res, kwargs, rng)
+        done = "".join(sent)
+        if on_text is not None and len(text) > len(done) and text.startswith(done):
+            on_text(text[len(done):])
+        return res, lm, text
+
+    def _answer(self, res: SMCResult, kwargs: dict[str, Any],
+                rng: np.random.Generator | None = None) -> str:
+        """The text a call answers with (``answer``): a posterior draw or the mode."""
+        if kwargs.get("answer", self.answer) == "mode":
+            return res.text
+        return res.sample(rng if rng is not None else make_rng(kwargs.get("seed", self.seed)))
 
     @staticmethod
     def _metadata(res: SMCResult, model: str) -> dict[str, Any]:

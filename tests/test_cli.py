@@ -31,6 +31,14 @@ def test_generate_json(model_dir, capsys):
     assert {"text", "posterior", "log_ml", "stats"} <= set(out)
     assert out["text"] in out["posterior"] and set(out["text"]) <= set("ab")
     assert abs(sum(out["posterior"].values()) - 1) < 1e-9
+    # text: a posterior draw (the seed reproduces it); mode: the most probable string
+    assert out["mode"] == max(out["posterior"], key=out["posterior"].get)
+    args = ["generate", "--prompt", "hi", "--regex", "[ab]{2,4}", "--model", model_dir,
+            "--particles", "4", "--max-tokens", "6", "--seed", "0", "--json", "--raw"]
+    main(args)
+    assert json.loads(capsys.readouterr().out)["text"] == out["text"]
+    main([*args, "--answer", "mode"])
+    assert json.loads(capsys.readouterr().out)["text"] == out["mode"]
 
 
 def test_generate_table_and_exit_codes(model_dir, capsys, tmp_path):
