@@ -1,10 +1,12 @@
-"""A tool-calling agent over SQLite: ChatAWRS.bind_tools in a model -> tools -> model loop.
+"""A tool-calling agent over SQLite: ChatAWRS in LangGraph's ``create_react_agent``.
 
 The recipe builds a small SQLite database of cities, gives the model two real tools (a
-read-only SQL query tool and a calculator), and loops: the model calls tools, the tools
-run, their results go back as ``ToolMessage``s, until the model answers in text. The
-first turn must query the database (``tool_choice="sql_query"``: the answer is there);
-later turns choose freely (``"auto"``: the calculator, another query, or the answer). Both tools are pydantic classes whose validators
+read-only SQL query tool and a calculator, LangChain ``StructuredTool`` s) and hands
+both to LangGraph's prebuilt ReAct agent: the model calls tools, LangGraph's tool node
+runs them, their results go back as ``ToolMessage`` s, until the model answers in text.
+The model is chosen per turn (LangGraph's dynamic model): the first turn must query the
+database (``tool_choice="sql_query"``: the answer is there); later turns choose freely
+(``"auto"``: the calculator, another query, or the answer); at most three model turns. Both tools are pydantic classes whose validators
 hold for every call: the query must be one SELECT that SQLite can prepare, the
 expression plain arithmetic.
 
@@ -13,7 +15,9 @@ Three ways to run the same agent, the same model and particle budget:
 * ``awrs-smc``: ``ChatAWRS(...).bind_tools(...)``, the posterior over valid calls;
 * ``lcd``: the same constraint, locally constrained decoding (biased, no weights);
 * ``unconstrained``: the same prompt (tools rendered the same way), no constraint;
-  the output is parsed leniently and a call that does not parse or validate fails.
+  the output is parsed leniently and a call that does not parse or validate fails. This
+  baseline runs the same loop by hand: its text is not a tool call an agent framework
+  could route, which is the point of the comparison.
 
 It prints, over the questions, the share of tool calls that are valid and the share of
 final answers that contain the right value (computed by a reference SQL query).
@@ -32,6 +36,7 @@ import time
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -172,6 +177,18 @@ def run_tool(name: str, args: dict[str, Any]) -> str:
     return str(int(value) if float(value).is_integer() else round(value, 4))
 
 
+#: the tools as LangChain tools (what an agent framework runs); their argument schemas are
+#: the pydantic classes above, validators included
+LC_TOOLS = [
+    StructuredTool.from_function(func=lambda query: run_tool("sql_query", {"query": query}),
+                                 name="sql_query", description=sql_query.__doc__,
+                                 args_schema=sql_query),
+    StructuredTool.from_function(
+        func=lambda expression: run_tool("calculator", {"expression": expression}),
+        name="calculator", description=calculator.__doc__, args_schema=calculator),
+]
+
+
 def valid_call(name: str, args: Any) -> bool:
     """Valid: a declared tool, arguments its pydantic model (schema + validators) accepts."""
     if name not in BY_NAME or not isinstance(args, dict):
@@ -187,33 +204,64 @@ def expected_answer(sql: str) -> str:
     return str(DB.execute(sql).fetchone()[0])
 
 
-def turn(chat: ChatAWRS, method: str, messages: list, first: bool, seed: int) -> AIMessage | None:
-    """One model turn: a message with text or tool calls (None when nothing valid came)."""
-    if method == "unconstrained":
-        system = SystemMessage(f"{SYSTEM}\n\n{render_tools(SPECS, 'sql_query' if first else 'auto')}")
-        try:
-            out = chat.invoke([system, *messages[1:]], seed=seed)
-        except NoValidSampleError:
-            return None
-        calls = parse_tool_calls(out.content, strict=False)
-        if calls is None:
-            return None if first or "<tool_call>" in out.content else out
-        return AIMessage("", tool_calls=[{"name": c.name, "args": c.arguments, "id": f"c{seed}{i}",
-                                          "type": "tool_call"} for i, c in enumerate(calls)])
-    bound = chat.bind_tools(TOOLS, tool_choice="sql_query" if first else "auto")
+def turn(chat: ChatAWRS, messages: list, first: bool, seed: int) -> AIMessage | None:
+    """One unconstrained model turn, parsed leniently: text, tool calls, or None (a call
+    that does not parse)."""
+    system = SystemMessage(f"{SYSTEM}\n\n{render_tools(SPECS, 'sql_query' if first else 'auto')}")
     try:
-        return bound.invoke(messages, seed=seed)
+        out = chat.invoke([system, *messages[1:]], seed=seed)
     except NoValidSampleError:
         return None
+    calls = parse_tool_calls(out.content, strict=False)
+    if calls is None:
+        return None if first or "<tool_call>" in out.content else out
+    return AIMessage("", tool_calls=[{"name": c.name, "args": c.arguments, "id": f"c{seed}{i}",
+                                      "type": "tool_call"} for i, c in enumerate(calls)])
+
+
+def graph_agent(chat: ChatAWRS, method: str, question: str, seed: int,
+                max_turns: int = 3) -> tuple[str | None, int, int]:
+    """LangGraph's ReAct agent on ChatAWRS; return (final text or None, valid calls, calls)."""
+    import warnings
+
+    from langgraph.errors import GraphRecursionError
+    from langgraph.prebuilt import create_react_agent
+
+    def pick(state: dict, runtime: Any) -> Any:  # the model of this turn
+        turns = sum(isinstance(m, AIMessage) for m in state["messages"])
+        first = not any(isinstance(m, ToolMessage) for m in state["messages"])
+        return chat.bind_tools(LC_TOOLS, tool_choice="sql_query" if first else "auto").bind(
+            seed=seed + turns)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # moved to langchain.agents
+        graph = create_react_agent(pick, LC_TOOLS, prompt=SystemMessage(SYSTEM))
+    answer, msgs = None, []
+    try:  # a model turn and a tool turn per round: 2 graph steps each, + the end
+        out = graph.invoke({"messages": [HumanMessage(question)]},
+                           {"recursion_limit": 2 * max_turns + 1})
+        msgs = out["messages"]
+        if isinstance(msgs[-1], AIMessage) and not msgs[-1].tool_calls:
+            answer = str(msgs[-1].content)
+    except NoValidSampleError:  # every particle of a turn died: an unusable turn
+        return None, 0, 1
+    except GraphRecursionError:
+        pass
+    calls = [tc for m in msgs if isinstance(m, AIMessage) for tc in m.tool_calls]
+    valid = sum(valid_call(tc["name"], tc["args"]) for tc in calls)
+    assert valid == len(calls), f"{method} produced an invalid call {calls}"
+    return answer, valid, len(calls)
 
 
 def agent(chat: ChatAWRS, method: str, question: str, seed: int,
           max_turns: int = 3) -> tuple[str | None, int, int]:
     """Run the loop; return (final text or None, valid calls, calls)."""
+    if method != "unconstrained":
+        return graph_agent(chat, method, question, seed, max_turns)
     messages: list = [SystemMessage(SYSTEM), HumanMessage(question)]
     valid = total = 0
     for k in range(max_turns):
-        msg = turn(chat, method, messages, first=k == 0, seed=seed + k)
+        msg = turn(chat, messages, first=k == 0, seed=seed + k)
         if msg is None:
             return None, valid, total + 1  # an unusable turn counts as an invalid call
         if not msg.tool_calls:
@@ -223,8 +271,6 @@ def agent(chat: ChatAWRS, method: str, question: str, seed: int,
             total += 1
             ok = valid_call(tc["name"], tc["args"])
             valid += ok
-            if method != "unconstrained":
-                assert ok, f"{method} produced an invalid call {tc}"
             result = run_tool(tc["name"], tc["args"]) if ok else "Error: invalid call"
             messages.append(ToolMessage(result, tool_call_id=tc["id"], name=tc["name"]))
     return None, valid, total

@@ -11,8 +11,10 @@ Overview:
   posterior), or with ``return_dict_in_generate=True`` an :class:`SMCGenerateOutput`
   with ``.sequences``, ``.results`` (one :class:`~awrs_adapters.results.SMCResult` per
   prompt) and ``scores`` / ``logits`` when asked.
-  transformers does not pass ``tokenizer=`` or ``streamer=`` to a callable strategy, so
-  pass them as ``awrs_tokenizer=`` / ``awrs_streamer=`` (or use the folder form below).
+  transformers does not pass ``tokenizer=`` or ``streamer=`` to a callable strategy:
+  pass the tokenizer as ``awrs_tokenizer=`` (or use the folder form below); generate's
+  own ``streamer=`` is read from the ``generate`` call itself (``awrs_streamer=`` also
+  works), so ``TextStreamer`` s behave as with plain sampling.
 * The folder form, ``model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR,
   trust_remote_code=True, tokenizer=tok, streamer=s, constraint=...)``, loads
   ``custom_generate/generate.py`` of this package from disk (offline) and accepts the
@@ -49,6 +51,7 @@ Example::
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -188,6 +191,27 @@ class _AfterStep:
                 self.sent = len(common)
 
 
+def _generate_local(name: str) -> Any:
+    """An argument of the ``model.generate`` call that runs this strategy, as the caller
+    passed it (``streamer``, ``logits_processor``).
+
+    transformers keeps only a callable strategy's own new arguments, so ``streamer``
+    never arrives, and ``logits_processor`` arrives merged with what the config built;
+    both are still locals of ``generate``, found a few frames up (the strategy is called
+    from ``generate``'s body). None when this strategy was called some other way or
+    transformers' layout changed.
+    """
+    f = sys._getframe(1)
+    for _ in range(8):
+        if f is None:
+            return None
+        if (f.f_code.co_name == "generate"
+                and f.f_code.co_filename.replace("\\", "/").endswith("generation/utils.py")):
+            return f.f_locals.get(name)
+        f = f.f_back
+    return None
+
+
 def _draw(res: SMCResult, rng: np.random.Generator) -> Particle | None:
     ps = [p for p in res.particles if p.finished and p.log_weight > -math.inf]
     if not ps:
@@ -196,14 +220,16 @@ def _draw(res: SMCResult, rng: np.random.Generator) -> Particle | None:
     return ps[int(rng.choice(len(ps), p=w))]
 
 
-def _without_warpers(processors: Any) -> list[Any]:
+def _without_warpers(processors: Any, explicit: Any = None) -> list[Any]:
     """generate's processors less the warpers it built from a config's ``do_sample=True``
-    (matched by type: every warper class transformers defines, subclasses included)."""
+    (matched by type: every warper class transformers defines, subclasses included);
+    those the caller passed in ``logits_processor=`` itself (``explicit``) are kept."""
     from transformers.generation import logits_process as lp
 
     warpers = tuple(getattr(lp, n) for n in dir(lp)
                     if n.endswith("LogitsWarper") and isinstance(getattr(lp, n), type))
-    return [p for p in (processors or []) if not isinstance(p, warpers)]
+    mine = {id(p) for p in (explicit or [])}
+    return [p for p in (processors or []) if id(p) in mine or not isinstance(p, warpers)]
 
 
 def _sampling(cfg: Any, do_sample: bool | None, temperature: float | None, top_k: int | None,
@@ -341,6 +367,11 @@ def smc_generate(
             f"num_beams={cfg.num_beams}: smc_generate samples from the constrained posterior; "
             "beam search has no posterior to sample from. Drop num_beams (use "
             "num_return_sequences for several draws, or num_particles for more particles)")
+    # generate put the prompt into its own streamer already (before calling this)
+    prompt_sent = False
+    if streamer is None and awrs_streamer is None:
+        streamer = _generate_local("streamer")
+        prompt_sent = streamer is not None
     streamer = awrs_streamer if awrs_streamer is not None else streamer
     ends = tuple(token_id_list(getattr(cfg, "eos_token_id", None)))
     base = _lm_for(model, tok, ends)
@@ -356,7 +387,9 @@ def smc_generate(
             f"smc_generate decodes greedily ({'do_sample=False' if do_sample is False else 'temperature=0'}"
             f" in the call): one particle, no weights, log_ml None, instead of num_particles="
             f"{num_particles}. Drop it to sample the constrained posterior.", stacklevel=3)
-    procs = _without_warpers(logits_processor) if getattr(cfg, "do_sample", False) else logits_processor
+    # a warper the caller passed in generate's logits_processor= is theirs: kept
+    procs = (_without_warpers(logits_processor, _generate_local("logits_processor"))
+             if getattr(cfg, "do_sample", False) else logits_processor)
     procs = list(procs or []) + warpers
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -399,7 +432,7 @@ def smc_generate(
         raise ConfigError(f"num_return_sequences={k!r}; pass an int >= 1 (draws per prompt)")
     if B % rep:
         raise ConfigError(f"{B} input rows are not a multiple of num_return_sequences={rep}")
-    if streamer is not None and B == 1:
+    if streamer is not None and B == 1 and not prompt_sent:
         streamer.put(input_ids.cpu())  # as generate does: TextStreamer(skip_prompt=True) skips it
     # every prompt's population steps in lockstep: one forward of all their rows per step
     calls, steps = [], []

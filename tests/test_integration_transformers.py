@@ -304,6 +304,47 @@ def test_text_streamer_with_skip_prompt_prints_the_new_text(setup):
     assert "".join(printed)
 
 
+def test_generates_own_streamer_argument_reaches_the_strategy(setup):
+    """model.generate(..., streamer=TextStreamer(...)) with the callable form: transformers
+    drops streamer= before calling a callable strategy; the strategy reads it from the
+    generate call, so the streamer prints the new text as with plain sampling. Broken
+    variant caught: not reading it (nothing printed, the old behaviour)."""
+    from transformers import TextStreamer
+
+    model, tok = setup
+    printed: list[str] = []
+
+    class Capture(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            printed.append(text)
+
+    inputs = tok(["hello"], return_tensors="pt")
+    L = inputs["input_ids"].shape[1]
+    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                         num_particles=8, max_new_tokens=6, awrs_tokenizer=tok, seed=4,
+                         streamer=Capture(tok, skip_prompt=True, skip_special_tokens=True))
+    assert "".join(printed) and "".join(printed) == tok.decode(out[0, L:], skip_special_tokens=True)
+
+
+def test_a_warper_passed_in_logits_processor_is_kept_when_the_config_samples(setup):
+    """logits_processor=[TopKLogitsWarper(3)] with a config that samples: the warpers generate
+    builds from the config are rebuilt by the strategy, but the caller's own stays: every
+    score row has at most 3 finite entries. Broken variant caught: stripping every
+    warper by type (the old behaviour: the caller's top-k silently dropped)."""
+    import torch
+    from transformers import GenerationConfig, LogitsProcessorList, TopKLogitsWarper
+
+    model, tok = setup
+    inputs = tok(["hello"], return_tensors="pt")
+    cfg = GenerationConfig(do_sample=True, top_k=0, max_new_tokens=3)  # the config samples
+    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                         generation_config=cfg,
+                         logits_processor=LogitsProcessorList([TopKLogitsWarper(3)]),
+                         num_particles=4, awrs_tokenizer=tok, seed=1,
+                         return_dict_in_generate=True, output_scores=True)
+    assert out.scores and all(int(torch.isfinite(sc[0]).sum()) <= 3 for sc in out.scores)
+
+
 def test_output_scores_and_logits_are_the_priors_along_the_sequence(setup):
     """output_logits: at each new position, the model's raw logits given the row's real
     tokens so far (reference: a fresh forward of the unpadded prefix); output_scores:
