@@ -362,6 +362,13 @@ def smc_generate(
                 "awrs_tokenizer=tokenizer to generate (transformers does not forward "
                 "tokenizer= to a callable strategy), or use custom_generate=CUSTOM_GENERATE_DIR"
             ) from e
+    if getattr(cfg, "constraints", None) is not None or getattr(cfg, "force_words_ids", None):
+        # transformers' old constrained-beam-search settings (a GenerationConfig field, so
+        # a misspelt constraint= lands there instead of reaching this strategy)
+        raise ConfigError(
+            "constraints= / force_words_ids= are transformers' constrained beam search "
+            "settings, which smc_generate does not run; pass constraint= (singular: a "
+            "Regex, JSONSchema, Predicate, pydantic class...)")
     if (getattr(cfg, "num_beams", None) or 1) > 1:
         raise ConfigError(
             f"num_beams={cfg.num_beams}: smc_generate samples from the constrained posterior; "

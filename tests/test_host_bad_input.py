@@ -148,6 +148,22 @@ def test_smc_generate_refuses_beam_search(setup):
                        constraint=LETTERS, num_beams=3, max_new_tokens=3, awrs_tokenizer=tok)
 
 
+def test_smc_generate_refuses_a_misspelt_constraint(setup):
+    """constraints= (plural) is a GenerationConfig field of transformers' constrained beam
+    search, so it never reached the strategy, which ran unconstrained. Other typos
+    (num_particle=) are refused by transformers itself."""
+    from awrs_adapters.integrations.transformers import smc_generate
+
+    model, tok = setup
+    inputs = tok(["hello"], return_tensors="pt")
+    with pytest.raises(ConfigError, match="pass constraint="):
+        model.generate(**inputs, custom_generate=smc_generate, constraints=LETTERS,
+                       max_new_tokens=3, awrs_tokenizer=tok)
+    with pytest.raises(ValueError, match="num_particle"):
+        model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
+                       num_particle=2, max_new_tokens=3, awrs_tokenizer=tok)
+
+
 def test_smc_generate_applies_top_h(setup):
     """top_h (transformers' TopHLogitsWarper) was stripped with generate's other warpers
     and never rebuilt: silently ignored. Now it is part of the prior like top_k/top_p:
