@@ -8,6 +8,7 @@ install hint. Run by ``.ci/run`` in a fresh virtualenv (``make smoke-plain``).
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 import importlib.util
 import json
 import sys
@@ -22,6 +23,8 @@ from awrs_adapters.lm import FunctionLM
 extras = [m for m in ("langchain_core", "outlines", "matplotlib", "lark", "pytest")
           if importlib.util.find_spec(m) is not None]
 assert not extras, f"not a plain install: {extras} are installed"
+# PEP 561 marker shipped: type checkers read the package's annotations
+assert importlib.resources.files("awrs_adapters").joinpath("py.typed").is_file()
 
 TOKENS = [b"{", b"}", b'"a"', b":", b"1", b"2", b" ", b"x", b"y", b""]
 EOS = len(TOKENS) - 1

@@ -79,17 +79,19 @@ def ancestry(res: SMCResult) -> np.ndarray:
 
 
 def plot(res: SMCResult, path: str | None = None) -> Any:
-    """Draw ESS per step, final weights and ancestry; save to ``path`` or return the figure."""
-    try:
-        import matplotlib
+    """Draw ESS per step, final weights and ancestry; save to ``path`` or return the figure.
 
-        if path is not None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    The figure is a ``matplotlib.figure.Figure`` built without pyplot: no backend is
+    switched and no global figure is left open (a notebook keeps its inline plots; a
+    returned figure displays there as usual).
+    """
+    try:
+        from matplotlib.figure import Figure
     except ImportError as e:  # pragma: no cover
         raise ImportError("plot needs matplotlib: pip install 'awrs-adapters[plot]'") from e
     N = len(res.particles)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig = Figure(figsize=(14, 3.8))
+    axes = fig.subplots(1, 3)
     ax = axes[0]
     steps = np.arange(1, len(res.ess_history) + 1)
     ax.plot(steps, res.ess_history, marker="o", ms=3, label="ESS")
@@ -121,6 +123,5 @@ def plot(res: SMCResult, path: str | None = None) -> Any:
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         return path
     return fig

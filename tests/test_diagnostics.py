@@ -40,6 +40,19 @@ def test_ancestry_follows_resampling():
     assert all(np.array_equal(anc[u], np.arange(12)) for u in range(t + 1, anc.shape[0]))
 
 
+def test_plot_leaves_matplotlib_state_alone(tmp_path):
+    """No backend switch and no pyplot figure left open (the old code called
+    matplotlib.use("Agg"), which took a notebook's inline plots away)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before, open_before = matplotlib.get_backend(), plt.get_fignums()
+    run().plot(str(tmp_path / "d.png"))
+    fig = run().plot()
+    assert matplotlib.get_backend() == before and plt.get_fignums() == open_before
+    assert len(fig.axes) == 3
+
+
 def test_plot_writes_a_png(tmp_path):
     path = tmp_path / "run.png"
     assert run().plot(str(path)) == str(path)

@@ -406,10 +406,12 @@ class TransformersBatch(ParticleBatch):
 
 
 def _transformers_at_least(major: int, minor: int) -> bool:
+    """Whether the installed transformers is at least ``major.minor`` (pre-releases of it
+    included: ``5.24.0.dev0`` counts as 5.24)."""
     try:
         import transformers
+        from packaging.version import InvalidVersion, Version
 
-        parts = transformers.__version__.split(".")
-        return (int(parts[0]), int(parts[1])) >= (major, minor)
-    except (ImportError, ValueError, IndexError):
+        return Version(transformers.__version__).release[:2] >= (major, minor)
+    except (ImportError, InvalidVersion):
         return True
