@@ -131,13 +131,17 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cache folder: ``cache_dir``, else ``$AWRS_CACHE_DIR``, else ``~/.cache/awrs-adapters``."""
+    """The cache folder: ``cache_dir``, else ``$AWRS_CACHE_DIR``, else the platform's user
+    cache folder (``platformdirs``: ``$XDG_CACHE_HOME/awrs-adapters``, by default
+    ``~/.cache/awrs-adapters`` on Linux; ``~/Library/Caches/awrs-adapters`` on macOS)."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".cache" / "awrs-adapters"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("awrs-adapters", appauthor=False))
 
 
 def _converted(path: Path) -> bool:

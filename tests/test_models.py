@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 import threading
 import time
 from pathlib import Path
@@ -178,7 +179,11 @@ def test_cache_dir_argument_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert models.cache_root() == tmp_path / "env"
     assert models.cache_root(tmp_path / "arg") == tmp_path / "arg"
     monkeypatch.delenv("AWRS_CACHE_DIR")
-    assert models.cache_root() == Path.home() / ".cache" / "awrs-adapters"
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    if sys.platform.startswith("linux"):
+        assert models.cache_root() == Path.home() / ".cache" / "awrs-adapters"
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the platform's rule
+        assert models.cache_root() == tmp_path / "xdg" / "awrs-adapters"
 
 
 @needs_smollm2
