@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
@@ -29,7 +30,10 @@ _V = TypeVar("_V")
 class LRUCache(Generic[_V]):
     """At most ``maxsize`` entries; using an entry makes it the last to be evicted.
 
-    Not locked: callers that share one across threads hold their own lock.
+    Thread-safe: every operation holds the cache's own lock (the module-level caches are
+    shared by LangChain's worker threads, the scheduler's thread and a server's
+    handlers). ``get_or`` computes a missing value outside the lock, so two threads may
+    compute the same key at once; the last one stored wins.
     """
 
     def __init__(self, maxsize: int = 65536) -> None:
@@ -37,39 +41,44 @@ class LRUCache(Generic[_V]):
             raise ValueError(f"maxsize={maxsize!r}; pass an int >= 1")
         self.maxsize = maxsize
         self._d: OrderedDict[Hashable, _V] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> _V | None:
         """The value for ``key`` (now the most recently used), or None."""
-        try:
-            self._d.move_to_end(key)
-        except KeyError:
-            return None
-        return self._d[key]
+        with self._lock:
+            try:
+                self._d.move_to_end(key)
+            except KeyError:
+                return None
+            return self._d[key]
 
     def put(self, key: Hashable, value: _V) -> _V:
         """Store ``value`` under ``key``, evicting the least recently used past the bound."""
-        d = self._d
-        d[key] = value
-        d.move_to_end(key)
-        if len(d) > self.maxsize:
-            d.popitem(last=False)
+        with self._lock:
+            d = self._d
+            d[key] = value
+            d.move_to_end(key)
+            if len(d) > self.maxsize:
+                d.popitem(last=False)
         return value
 
     def get_or(self, key: Hashable, compute: Callable[[Any], _V]) -> _V:
         """The cached value for ``key``, or ``compute(key)`` stored."""
-        d = self._d
-        try:
-            v = d[key]
-        except KeyError:
-            return self.put(key, compute(key))
-        d.move_to_end(key)
-        return v
+        with self._lock:
+            d = self._d
+            if key in d:
+                d.move_to_end(key)
+                return d[key]
+        return self.put(key, compute(key))
 
     def clear(self) -> None:
-        self._d.clear()
+        with self._lock:
+            self._d.clear()
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._d
+        with self._lock:
+            return key in self._d
 
     def __len__(self) -> int:
-        return len(self._d)
+        with self._lock:
+            return len(self._d)
