@@ -188,20 +188,8 @@ def _answer(res: Any, how: str, rng: Any) -> str | None:
 
 
 def _json_result(res: Any, text: str | None) -> dict[str, Any]:
-    return {
-        "ok": res.ok,
-        "text": text,
-        "mode": res.text if res.ok else None,
-        "posterior": res.posterior,
-        "log_ml": res.log_ml,
-        "ess_history": res.ess_history,
-        "particles": [{"text": p.text, "log_weight": p.log_weight if p.log_weight > -1e308 else None,
-                       "finished": p.finished} for p in res.particles],
-        "stats": {"tokens": res.stats.tokens, "lm_calls": res.stats.lm_calls,
-                  "constraint_checks": res.stats.constraint_checks,
-                  "resamples": res.stats.resamples, "seconds": res.stats.seconds},
-        "hint": res.hint or None,
-    }
+    d = res.to_dict()  # "text" is the answer (--answer); "mode" the most probable string
+    return {**d, "text": text, "mode": d["text"]}
 
 
 def _generate_many(a: argparse.Namespace, params: Any, constraint: Any, lm: Any) -> int:

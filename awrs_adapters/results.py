@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -132,6 +133,43 @@ class SMCResult:
     def ess(self) -> float:
         """The last ESS recorded (0 when no step ran)."""
         return self.ess_history[-1] if self.ess_history else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON values: the one serialisation the command line
+        (``--json``), the LangChain models' metadata and :func:`~awrs_adapters.runner.
+        particle_table` use.
+
+        Keys: ``ok``, ``text`` (the posterior's mode, None when nothing survived),
+        ``posterior``, ``log_ml``, ``method``, ``ess_history``, ``particles`` (each
+        ``text``, ``weight`` normalised over the finite weights, ``log_weight`` (None
+        for a dead particle), ``finished``, ``truncated``, ``stopped``, ``tokens``),
+        ``stats`` (``tokens``, ``lm_calls``, ``constraint_checks``, ``resamples``,
+        ``seconds``, ``seconds_per_token``) and ``hint`` (None when empty).
+        """
+        lw = np.array([p.log_weight for p in self.particles], dtype=np.float64)
+        w = np.zeros_like(lw)
+        fin = np.isfinite(lw)
+        if fin.any():
+            w[fin] = normalise(lw[fin])
+        s = self.stats
+        return {
+            "ok": self.ok,
+            "text": self.text if self.ok else None,
+            "posterior": self.posterior,
+            "log_ml": self.log_ml,
+            "method": self.method,
+            "ess_history": list(self.ess_history),
+            "particles": [
+                {"text": p.text, "weight": float(wi),
+                 "log_weight": float(p.log_weight) if math.isfinite(p.log_weight) else None,
+                 "finished": p.finished, "truncated": p.truncated, "stopped": p.stopped,
+                 "tokens": len(p.token_ids)}
+                for p, wi in zip(self.particles, w, strict=True)],
+            "stats": {"tokens": s.tokens, "lm_calls": s.lm_calls,
+                      "constraint_checks": s.constraint_checks, "resamples": s.resamples,
+                      "seconds": s.seconds, "seconds_per_token": s.seconds_per_token},
+            "hint": self.hint or None,
+        }
 
     def sample(self, rng: np.random.Generator | int | None = None) -> str:
         """Draw one complete string from the posterior (``rng``: a generator, a seed, or

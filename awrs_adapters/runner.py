@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 from collections.abc import Callable, Generator, Sequence
@@ -36,7 +35,6 @@ from .api import DEFAULT_MAX_TOKENS, make_rng
 from .deadline import check_timeout
 from .errors import ConfigError
 from .lm.base import LanguageModel
-from .resampling import normalise
 from .results import SMCResult
 from .smc import SMC, validate_args
 
@@ -177,11 +175,6 @@ def iter_in_thread(
 
 
 def particle_table(res: SMCResult) -> list[dict[str, Any]]:
-    """Particles as ``{"text", "weight", "log_weight", "finished"}``, weights normalised."""
-    lw = np.array([p.log_weight for p in res.particles])
-    w = normalise(lw) if np.isfinite(lw).any() else np.zeros_like(lw)
-    return [
-        {"text": p.text, "weight": float(wi), "log_weight": float(p.log_weight) if math.isfinite(p.log_weight) else None,
-         "finished": p.finished}
-        for p, wi in zip(res.particles, w)
-    ]
+    """Particles as ``{"text", "weight", "log_weight", "finished", ...}``, weights
+    normalised (``res.to_dict()["particles"]``)."""
+    return res.to_dict()["particles"]

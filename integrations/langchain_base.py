@@ -41,7 +41,7 @@ from ..api import DEFAULT_MAX_TOKENS, make_rng
 from ..errors import ConfigError, NoValidSampleError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
-from ..runner import RunParams, iter_in_thread, particle_table, run_streaming
+from ..runner import RunParams, iter_in_thread, run_streaming
 
 __all__ = ["CALL_KWARGS", "AWRSFields", "in_worker", "load_model", "pieces_in_thread"]
 
@@ -255,16 +255,16 @@ class AWRSFields:
 
     @staticmethod
     def _metadata(res: SMCResult, model: str) -> dict[str, Any]:
-        s = res.stats
+        d = res.to_dict()
+        st = d["stats"]
         return {
             "model_name": model,
-            "method": res.method,
-            "posterior": res.posterior,
-            "particles": particle_table(res),
-            "log_ml": res.log_ml,
-            "ess_history": res.ess_history,
-            "resamples": s.resamples,
-            "timing": {"seconds": s.seconds, "seconds_per_token": s.seconds_per_token,
-                       "tokens": s.tokens, "lm_calls": s.lm_calls,
-                       "constraint_checks": s.constraint_checks},
+            "method": d["method"],
+            "posterior": d["posterior"],
+            "particles": d["particles"],
+            "log_ml": d["log_ml"],
+            "ess_history": d["ess_history"],
+            "resamples": st["resamples"],
+            "timing": {k: st[k] for k in ("seconds", "seconds_per_token", "tokens", "lm_calls",
+                                          "constraint_checks")},
         }

@@ -135,3 +135,26 @@ def test_progress_bar(capsys):
     lm, c, T = ends_with_a()
     generate(lm, None, c, max_tokens=T, seed=0, progress=True)
     assert "tokens" in capsys.readouterr().err
+
+
+def test_one_serialisation_of_a_result():
+    """SMCResult.to_dict is plain JSON and is what the LangChain metadata and
+    particle_table carry (one serialiser, not four)."""
+    import json
+
+    from awrs_adapters.integrations.langchain import ChatAWRS
+    from awrs_adapters.runner import particle_table
+
+    lm, c, T = ends_with_a()
+    r = generate(lm, None, c, num_particles=16, max_tokens=T, seed=3)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["ok"] and d["text"] == r.text and d["posterior"] == r.posterior
+    assert abs(sum(p["weight"] for p in d["particles"]) - 1) < 1e-9
+    assert [p["text"] for p in d["particles"]] == [p.text for p in r.particles]
+    assert d["stats"]["tokens"] == r.stats.tokens and d["log_ml"] == r.log_ml
+    assert particle_table(r) == r.to_dict()["particles"]
+    meta = ChatAWRS(lm=lm, constraint=c, num_particles=16, max_tokens=T, seed=3).invoke(
+        "x").response_metadata
+    assert meta["particles"] == d["particles"] and meta["posterior"] == d["posterior"]
+    dead = generate(lm, None, lambda s: False, num_particles=2, max_tokens=T, seed=0)
+    assert json.loads(json.dumps(dead.to_dict()))["text"] is None
