@@ -35,7 +35,7 @@ from typing import Any
 
 from .constraint import BoundConstraint, as_constraint, split
 from .stops import StopBound, check_stop
-from .vocab import Vocabulary
+from .vocab import Vocabulary, decode_text
 
 __all__ = ["DeadPrefixReport", "DeadPrefixViolation", "check_dead_prefix"]
 
@@ -143,7 +143,7 @@ class _Definition:
     def complete(self, data: bytes) -> bool:
         hit = self._accepts.get(data)
         if hit is None:
-            hit = self._accepts[data] = bool(self.accepts(data.decode("utf-8", errors="replace")))
+            hit = self._accepts[data] = bool(self.accepts(decode_text(data)))
         return hit
 
     def cut(self, data: bytes) -> int | None:
@@ -159,7 +159,7 @@ class _Definition:
             return self._memo[key]
         found: tuple[tuple[int, ...], str] | None = None
         if self.complete(data):
-            found = ((_EOS,), data.decode("utf-8", errors="replace"))
+            found = ((_EOS,), decode_text(data))
         elif remaining > 0:
             for t, i in self.steps:
                 r = self.token(data, t, i, remaining - 1)
@@ -175,7 +175,7 @@ class _Definition:
         new = data + tok
         c = self.cut(new)
         if c is not None:  # this token completes a stop: the output is over
-            return ((), new[:c].decode("utf-8", errors="replace")) if self.complete(new[:c]) else None
+            return ((), decode_text(new[:c])) if self.complete(new[:c]) else None
         return self.after(new, remaining)
 
     def any_token(self, data: bytes, z: int,
@@ -183,7 +183,7 @@ class _Definition:
         """Whether token id ``z`` (EOS, special, empty or ordinary) is allowed after ``data``."""
         v = self.vocab
         if z == v.eos_token_id:
-            return ((), data.decode("utf-8", errors="replace")) if self.complete(data) else None
+            return ((), decode_text(data)) if self.complete(data) else None
         if z in v.special_ids:
             return None  # control tokens are never part of an output
         tok = v.tokens[z]

@@ -77,7 +77,7 @@ from .lm.base import LanguageModel
 from .proposals import DirectSampler, MaskSampler
 from .results import Particle, SMCResult, Stats
 from .stops import StopBound, check_stop
-from .vocab import decode_prefix
+from .vocab import decode_prefix, decode_text
 
 __all__ = ["DEAD", "DONE", "LIVE", "METHODS", "SMC", "TWISTS", "validate_args"]
 
@@ -443,7 +443,7 @@ class SMC:
     def _score_complete(self, i: int) -> None:
         """Replace particle i's last twist by the critics' complete score of its text."""
         if self.critics:
-            text = self.data[i].decode("utf-8", errors="replace")
+            text = decode_text(self.data[i])
             self.logw[i] += self._critic_complete(text) - self.phi[i]
 
     def _apply(self, i: int, d: TokenDraw) -> None:
@@ -569,7 +569,7 @@ class SMC:
         self.stats.seconds = time.perf_counter() - self.t0
         particles = [
             Particle(
-                text=self.data[i].decode("utf-8", errors="replace"),
+                text=decode_text(self.data[i]),
                 token_ids=self.token_ids[i],
                 log_weight=float(self.logw[i]),
                 finished=bool(self.status[i] == DONE),

@@ -33,6 +33,7 @@ import numpy as np
 from .caching import LRUCache
 from .constraint import BoundConstraint
 from .errors import ConfigError
+from .vocab import decode_text
 
 __all__ = ["StopBound", "check_stop"]
 
@@ -113,7 +114,7 @@ class StopBound(BoundConstraint):
 
     def _accepts(self, data: bytes) -> bool:
         return self._cache.get_or(
-            data, lambda d: bool(self._complete(d.decode("utf-8", errors="replace")))
+            data, lambda d: bool(self._complete(decode_text(d)))
         )
 
     def _inside_stop(self, data: bytes) -> bool:

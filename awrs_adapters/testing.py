@@ -38,7 +38,7 @@ import torch
 from .constraint import BoundConstraint, as_constraint, split
 from .lm.function import FunctionLM
 from .prefix_check import DeadPrefixReport, DeadPrefixViolation, check_dead_prefix
-from .vocab import decode_prefix
+from .vocab import decode_prefix, decode_text
 
 __all__ = [
     "DeadPrefixReport",
@@ -92,7 +92,7 @@ def exact_posterior(
     out: dict[str, float] = {}
 
     def end(data: bytes, logq: float) -> None:
-        text = data.decode("utf-8", errors="replace")
+        text = decode_text(data)
         if not proposal.accepts(text):
             return
         lw = logq + (_critic_logw(critics, text) if critics else 0.0)
@@ -150,7 +150,7 @@ def exact_lcd(
         for y in oks:
             lq = logq + float(lp[y]) - norm
             if y == eos:
-                text = lm.vocab.token_bytes(prefix).decode("utf-8", errors="replace")
+                text = decode_text(lm.vocab.token_bytes(prefix))
                 w = math.exp(lq + (_critic_logw(critics, text) if critics else 0.0))
                 out[text] = out.get(text, 0.0) + w
             else:
@@ -279,7 +279,7 @@ def check_prefix_soundness(
     def visit(ids: tuple[int, ...], data: bytes, state: Any, rejected_at: int | None) -> None:
         if len(bad) >= limit:
             return
-        if proposal.accepts(data.decode("utf-8", errors="replace")):
+        if proposal.accepts(decode_text(data)):
             if rejected_at is not None:
                 bad.append(f"{data!r} is accepted, but token {rejected_at} of {ids} was "
                            f"rejected after {vocab.token_bytes(ids[:rejected_at])!r}")

@@ -23,7 +23,16 @@ import numpy as np
 
 from .errors import VocabularyError
 
-__all__ = ["ByteTrie", "Vocabulary", "decode_prefix", "split_pending"]
+__all__ = ["ByteTrie", "Vocabulary", "decode_prefix", "decode_text", "split_pending"]
+
+
+def decode_text(data: bytes) -> str:
+    """Decode a finished text: UTF-8 with invalid bytes read as U+FFFD.
+
+    The one reading of bytes as text for complete outputs (results, complete checks,
+    references), so every part of the library agrees on what a byte string says.
+    """
+    return data.decode("utf-8", errors="replace")
 
 
 def decode_prefix(data: bytes) -> str:
@@ -76,8 +85,8 @@ def split_pending(data: bytes) -> tuple[str, range | None]:
             elif lo < 0xD800 < hi:
                 hi = 0xD800
         if lo < hi:
-            return data[:start].decode("utf-8", errors="replace"), range(lo, hi)
-    return data.decode("utf-8", errors="replace"), None
+            return decode_text(data[:start]), range(lo, hi)
+    return decode_text(data), None
 
 
 class ByteTrie:
@@ -192,7 +201,7 @@ class Vocabulary:
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Decode complete output: UTF-8 with invalid bytes replaced by U+FFFD."""
-        return self.token_bytes(token_ids).decode("utf-8", errors="replace")
+        return decode_text(self.token_bytes(token_ids))
 
     def __repr__(self) -> str:
         return f"Vocabulary(size={self.size}, eos_token_id={self.eos_token_id})"

@@ -40,7 +40,7 @@ import numpy as np
 from ..caching import LRUCache
 from ..constraint import BoundConstraint, TokenConstraint
 from ..errors import ConstraintError
-from ..vocab import Vocabulary
+from ..vocab import Vocabulary, decode_text
 
 __all__ = [
     "Grammar",
@@ -254,7 +254,7 @@ class LLGuidanceBound(BoundConstraint):
             return False
         if self._complete is None:
             return True
-        return self._complete(state.data.decode("utf-8", errors="replace"))
+        return self._complete(decode_text(state.data))
 
     def check(self, state: _LLState, token_id: int) -> bool:
         if token_id == self._eos:

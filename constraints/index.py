@@ -30,7 +30,7 @@ import numpy as np
 from ..caching import LRUCache
 from ..constraint import BoundConstraint
 from ..errors import ConstraintError
-from ..vocab import Vocabulary
+from ..vocab import Vocabulary, decode_text
 from .cache import compiled_index
 from .sentinel import SENTINEL_BYTES, sentinel_id, sentinel_suffix_ids
 
@@ -164,7 +164,7 @@ class CheckedIndexBound(BoundConstraint):
 
     def _eos_ok(self, state: tuple[int, bytes]) -> bool:
         s, data = state
-        return self.inner.is_final(s) and self._complete(data.decode("utf-8", errors="replace"))
+        return self.inner.is_final(s) and self._complete(decode_text(data))
 
     def check(self, state: tuple[int, bytes], token_id: int) -> bool:
         if token_id == self._eos:

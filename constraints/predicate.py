@@ -42,7 +42,7 @@ from ..errors import (
     GenerationTimeoutError,
     LookaheadBudgetWarning,
 )
-from ..vocab import Vocabulary, split_pending
+from ..vocab import Vocabulary, decode_text, split_pending
 
 __all__ = ["DEFAULT_LOOKAHEAD_SECONDS", "LookaheadBudgetWarning", "Potential", "Predicate"]
 
@@ -416,7 +416,7 @@ class _PredicateBound(BoundConstraint):
 
     def check(self, state: bytes, token_id: int) -> bool:
         if token_id == self._eos:
-            return self._complete_cache.get_or(state.decode("utf-8", errors="replace"),
+            return self._complete_cache.get_or(decode_text(state),
                                                self.pred.accepts)
         if token_id in self._special:
             return False

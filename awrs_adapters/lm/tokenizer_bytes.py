@@ -39,7 +39,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ..errors import VocabularyError
-from ..vocab import Vocabulary
+from ..vocab import Vocabulary, decode_text
 
 __all__ = [
     "END_TOKEN_NAMES",
@@ -425,7 +425,7 @@ def roundtrip_mismatches(
             want = head.decode("utf-8")
         else:
             got = next(it_plain)
-            want = (head + v.tokens[i]).decode("utf-8", errors="replace")
+            want = decode_text(head + v.tokens[i])
         if got != want and len(bad) < limit:
             bad.append(f"id {i}: decode {got!r} != table {want!r}")
     rng = random.Random(seed)
