@@ -7,13 +7,14 @@ Overview::
     awrs generate --prompts-file docs.txt --pydantic mymodule:Person > people.jsonl
     awrs models
 
-``generate`` prints the posterior table (or, with ``--json``, one JSON object with
-``text``, ``posterior``, ``log_ml``, ``ess_history``, ``particles`` and ``stats``);
+``generate`` prints the posterior table and the answer (``--answer``: a posterior draw,
+the default, or the mode), or, with ``--json``, one JSON object (``SMCResult.to_dict``
+with ``text`` the answer and ``mode`` the most probable string);
 with ``--prompts-file`` it prints one such object per prompt (JSON lines, with ``index``
 and, for a prompt that failed, ``error``), every prompt's particles stepping together
-(:func:`~awrs_adapters.batching.generate_batch`). A
-progress line (particles alive, ESS, tokens/s) goes to stderr when it is a terminal,
-unless ``--quiet``. Exit codes: 0 ok, 1 no valid sample, 2 bad arguments.
+(:func:`~awrs_adapters.batching.generate_batch`). It runs through
+:func:`~awrs_adapters.generate` (the one entry point); a tqdm progress bar (steps, live
+particles, ESS) goes to stderr when it is a terminal, unless ``--quiet``. Exit codes: 0 ok, 1 no valid sample, 2 bad arguments.
 
 Example::
 
@@ -27,7 +28,6 @@ import argparse
 import importlib
 import json
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="the output's 'text': a draw from the posterior (default, as every "
                         "wrapper) or its most probable string")
     g.add_argument("--json", action="store_true", help="print one JSON object")
-    g.add_argument("--quiet", action="store_true", help="no progress line")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("models", help="list the embedded models and whether they are ready")
     s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (needs the server extra)")
     s.add_argument("--model", default="smollm2-135m-instruct",
@@ -226,18 +226,10 @@ def _line_seed(seed: int, k: int) -> Any:
     return np.random.default_rng([seed, k])  # line k's own stream: same as generate_batch(seed=)
 
 
-def _progress(smc: Any) -> None:
-    """Redraw the progress line on stderr (the runner's ``on_step``, after every step)."""
-    rate = smc.stats.tokens / max(time.perf_counter() - smc.t0, 1e-9)  # t0: decoding began
-    sys.stderr.write(f"\rstep {smc.t:4d}  alive {len(smc.live):3d}/{smc.N}  ESS {smc.ess:6.2f}  "
-                     f"{rate:7.1f} tok/s")
-    sys.stderr.flush()
-
-
 def _generate(a: argparse.Namespace) -> int:
-    from .api import make_rng
+    from .api import generate, make_rng
     from .models import load
-    from .runner import RunParams, run_streaming
+    from .runner import RunParams
 
     # a bad value (seed included) fails before the model loads
     params = RunParams(num_particles=a.particles, max_tokens=a.max_tokens, method=a.method,
@@ -256,11 +248,10 @@ def _generate(a: argparse.Namespace) -> int:
     lm = load(a.model, backend=a.backend)
     if a.prompts_file is not None:
         return _generate_many(a, params, constraint, lm)
-    show = not a.quiet and sys.stderr.isatty()
-    res = run_streaming(lm, _prompt(a, lm), constraint, params,
-                        on_step=_progress if show else None)
-    if show:
-        sys.stderr.write("\n")
+    res = generate(lm, _prompt(a, lm), constraint, num_particles=params.num_particles,
+                   max_tokens=params.max_tokens, method=params.method,
+                   temperature=params.temperature, seed=params.seed,
+                   progress=not a.quiet and sys.stderr.isatty())  # tqdm on a terminal
     text = _answer(res, a.answer, params.seed)
     if a.json:
         print(json.dumps(_json_result(res, text), ensure_ascii=False))
