@@ -76,6 +76,7 @@ bench-vllm: $(VLLM_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) .venv-plain $(VLLM_VENV) build *.egg-info

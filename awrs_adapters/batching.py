@@ -181,8 +181,8 @@ def generate_batch(
         if bar is not None:
             bar.close()
     for i, c in calls:
-        e = c.future.exception()
-        out[i] = c.future.result() if e is None else e
+        err = c.future.exception()
+        out[i] = c.future.result() if err is None else err
     failed = [i for i, r in enumerate(out) if isinstance(r, BaseException)]
     if failed and not return_exceptions:
         first = out[failed[0]]

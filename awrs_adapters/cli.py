@@ -184,7 +184,8 @@ def _prompt_lines(name: str) -> list[tuple[str, int | None]]:
 def _answer(res: Any, how: str, rng: Any) -> str | None:
     if not res.ok:
         return None
-    return res.text if how == "mode" else res.sample(rng)
+    answer: str = res.text if how == "mode" else res.sample(rng)
+    return answer
 
 
 def _json_result(res: Any, text: str | None) -> dict[str, Any]:
@@ -239,7 +240,7 @@ def _generate(a: argparse.Namespace) -> int:
     if a.quiet or not sys.stderr.isatty():
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     constraint = _constraint(a)
     if a.system and a.raw:
         _prompt(a, None)  # raises: fail before the model loads

@@ -173,6 +173,8 @@ class TrueConstraint(TokenConstraint):
 class And(Constraint):
     """Accepts a string when every part does (critic parts weight it)."""
 
+    parts: tuple[Constraint, ...]
+
     def __init__(self, *parts: Constraint) -> None:
         flat: list[Constraint] = []
         for p in parts:
@@ -278,7 +280,8 @@ def as_constraint(obj: Any) -> Constraint:
         if c is not None:
             return c
     if callable(obj) and not isinstance(obj, type):
-        return constraints.Predicate(complete=obj)
+        pred: Constraint = constraints.Predicate(complete=obj)
+        return pred
     raise ConfigError(
         f"constraint={obj!r} is not a constraint; pass an awrs_adapters.constraints object "
         "(Predicate, Potential, Regex, JSONSchema, Grammar), an Outlines type, a pydantic "

@@ -83,7 +83,7 @@ class DeadlineBound:
         self._tick()
         active = _ACTIVE.set(self.deadline)
         try:
-            return check(state, token_id)
+            return bool(check(state, token_id))
         finally:
             _ACTIVE.reset(active)
 

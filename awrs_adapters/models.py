@@ -207,7 +207,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     # the weights are dequantised: save a plain float32 checkpoint
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - typed as a quantizer in transformers
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
 

@@ -273,6 +273,8 @@ def _turns(messages: Any) -> list[dict[str, Any]]:
             for c in m["tool_calls"]:
                 fn = c.get("function") if isinstance(c, dict) else None
                 try:
+                    if not isinstance(fn, dict):
+                        raise TypeError("no function")
                     args = json.loads(fn["arguments"]) if isinstance(fn["arguments"], str) else fn["arguments"]
                     calls.append({"name": str(fn["name"]), "args": args, "id": c.get("id")})
                 except (TypeError, KeyError, ValueError):
@@ -285,7 +287,7 @@ def _turns(messages: Any) -> list[dict[str, Any]]:
     return turns
 
 
-def _tools(body: Mapping[str, Any]) -> tuple[list[dict], str, bool] | None:
+def _tools(body: Mapping[str, Any]) -> tuple[list[dict[str, Any]], str, bool] | None:
     tools = body.get("tools")
     choice = body.get("tool_choice")
     par = body.get("parallel_tool_calls")

@@ -69,7 +69,8 @@ def normalise(lw: np.ndarray) -> np.ndarray:
     lw = np.asarray(lw, dtype=np.float64)
     m = np.max(lw)
     w = np.exp(lw - m)
-    return w / w.sum()
+    out: np.ndarray = w / w.sum()
+    return out
 
 
 def ess(lw: np.ndarray) -> float:

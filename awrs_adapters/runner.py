@@ -150,7 +150,7 @@ def iter_in_thread(
     frees its rows instead of sampling to the end for nobody.
     """
     cancel = threading.Event()
-    q: queue.Queue = queue.Queue()
+    q: queue.Queue[Any] = queue.Queue()
     done = object()
     box: dict[str, Any] = {}
 
@@ -177,4 +177,5 @@ def iter_in_thread(
 def particle_table(res: SMCResult) -> list[dict[str, Any]]:
     """Particles as ``{"text", "weight", "log_weight", "finished", ...}``, weights
     normalised (``res.to_dict()["particles"]``)."""
-    return res.to_dict()["particles"]
+    rows: list[dict[str, Any]] = res.to_dict()["particles"]
+    return rows

@@ -331,7 +331,7 @@ class Scheduler:
         stepping = [c for c in calls if c.smc is not None and not c.smc.done]
         if stepping:
             self.calls_per_step.append(len(stepping))
-            self.rows_per_step.append(sum(len(c.smc.live) for c in stepping))  # type: ignore[union-attr]
+            self.rows_per_step.append(sum(len(c.smc.live) for c in stepping if c.smc is not None))
         for phase in ("advance", "settle"):
             for c in list(stepping):
                 try:

@@ -346,7 +346,7 @@ class SMC:
         if self.t >= self.max_tokens:
             draws = self._force_eos(logp, states)
         else:
-            bound = self.bound
+            bound: Any = self.bound  # or the deadline's wrapper around it
             if self.deadline is not None:
                 bound = DeadlineBound(bound, self.deadline, (
                     f"generation passed its deadline inside the token draws of step "
@@ -357,7 +357,7 @@ class SMC:
         for j, (i, d) in enumerate(zip(live, draws, strict=True)):
             self.stats.constraint_checks += d.checks
             self.stats.masks += d.masks
-            self._apply(i, d)
+            self._apply(int(i), d)
             if self.status[i] == LIVE:
                 cont_rows.append(j)
                 cont_tokens.append(d.token)  # type: ignore[arg-type]
@@ -551,12 +551,14 @@ class SMC:
     def committed_prefix(self) -> bytes:
         """Bytes shared by every particle that still has weight: they can no longer change."""
         alive = [self.data[i] for i in range(self.N) if self.logw[i] > -math.inf]
-        return _common_prefix(alive, b"")
+        shared: bytes = _common_prefix(alive, b"")
+        return shared
 
     def committed_tokens(self) -> tuple[int, ...]:
         """Token ids shared by every particle that still has weight (see ``committed_prefix``)."""
         alive = [self.token_ids[i] for i in range(self.N) if self.logw[i] > -math.inf]
-        return _common_prefix(alive, ())
+        shared: tuple[int, ...] = _common_prefix(alive, ())
+        return shared
 
     # -- results ------------------------------------------------------------------
     def run(self) -> SMCResult:

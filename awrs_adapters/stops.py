@@ -196,7 +196,7 @@ class StopBound(BoundConstraint):
             inner_from = self.inner.dead_prefix(state[0], token_id) or None
             if inner_from is None:
                 return None  # no stop in these bytes, nothing promised: keep them
-        first = 1 if completes else inner_from
+        first = 1 if completes or inner_from is None else inner_from
         for n in range(first, len(tok) + 1):
             head = data + tok[:n]
             cut = self._first_stop(data, head)
@@ -223,7 +223,7 @@ class StopBound(BoundConstraint):
         inner = self.inner.fast_mask(state[0])
         if inner is None:
             return None
-        m = np.asarray(inner, dtype=bool) | self._static
+        m: np.ndarray = np.asarray(inner, dtype=bool) | self._static
         data, trie = state[1], self.vocab.trie
         for s in self.stops:  # tokens that go on writing a stop begun in the text
             for j in range(1, len(s)):

@@ -253,7 +253,7 @@ def check_potential(
                 bad.append(f"EOS rejected after {text!r}")
         for cr in critics:
             for k in range(len(text) + 1):
-                if cr.log_prefix(text[:k]) == -math.inf:
+                if cr.log_prefix(text[:k]) == -math.inf:  # type: ignore[attr-defined]
                     bad.append(f"critic {cr!r} gives -inf to prefix {text[:k]!r}")
                     break
     return bad

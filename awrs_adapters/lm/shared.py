@@ -124,7 +124,9 @@ class SharedForward:
         if self.cache is None:
             return True
         layers = getattr(self.cache, "layers", None)
-        return bool(layers) and all(
+        if not layers:
+            return False
+        return all(
             type(x).__name__ == "DynamicLayer" and getattr(x, "keys", None) is not None
             and x.keys.dim() == 4 for x in layers)
 

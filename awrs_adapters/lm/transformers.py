@@ -54,7 +54,8 @@ def _resolve_dtype(dtype: Any) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
-        return getattr(torch, dtype)
+        named: torch.dtype = getattr(torch, dtype)
+        return named
     raise ConfigError(
         f"dtype={dtype!r} is not a torch dtype; pass e.g. torch.float32 or 'bfloat16'"
     )
@@ -181,7 +182,8 @@ class TransformersLM(LanguageModel):
         if isinstance(dev, torch.device):
             return dev
         try:
-            return next(self.model.parameters()).device
+            first: torch.device = next(self.model.parameters()).device
+            return first
         except (StopIteration, AttributeError, TypeError):
             return torch.device("cpu")
 

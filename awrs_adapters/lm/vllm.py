@@ -70,7 +70,7 @@ def logits_capture_class() -> type:
     except ImportError as e:
         raise ImportError(_INSTALL) from e
 
-    class _LogitsCapture(LogitsProcessor):
+    class _LogitsCapture(LogitsProcessor):  # type: ignore[misc]
         """Copies the logits row of every request that carries ``extra_args[_KEY]``."""
 
         def __init__(self, vllm_config: Any, device: Any, is_pin_memory: bool) -> None:
