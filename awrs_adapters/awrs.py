@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ from .constraint import BoundConstraint
 from .errors import ConfigError
 from .gumbel import LazyOrder, gumbel_orders
 
-__all__ = ["AWRS", "TokenDraw", "float64_rows", "switch_rejections"]
+__all__ = ["AWRS", "TokenDraw", "TokenSampler", "float64_rows", "switch_rejections"]
 
 #: the remaining mass is recomputed exactly (a sum over the tokens left) whenever the
 #: running value ``1 − Σ rejected`` has fallen this far below the last exact one:
@@ -73,6 +73,24 @@ class TokenDraw:
     log_weight: float
     checks: int
     masks: int = 0
+
+
+@runtime_checkable
+class TokenSampler(Protocol):
+    """What SMC asks of a token proposal (:class:`AWRS`, the references in
+    :mod:`awrs_adapters.proposals`, or a wrapper around one).
+
+    ``sample(logp, bound, states, rng)``: one :class:`TokenDraw` per row of ``logp``
+    (``[n, V]`` normalised log-probabilities, row ``r`` for the particle in constraint
+    state ``states[r]``), drawing every random choice from ``rng``. A draw's
+    ``log_weight`` is its proposal's log importance weight (``-inf`` with ``token=None``
+    when the row has no valid token).
+    """
+
+    def sample(
+        self, logp: torch.Tensor, bound: BoundConstraint, states: Sequence[Any],
+        rng: np.random.Generator,
+    ) -> list[TokenDraw]: ...
 
 
 _DEAD = float("-inf")

@@ -70,7 +70,7 @@ import numpy as np
 import torch
 
 from . import resampling as rs
-from .awrs import AWRS, TokenDraw
+from .awrs import AWRS, TokenDraw, TokenSampler
 from .constraint import as_constraint, split
 from .deadline import DeadlineBound
 from .errors import ConfigError, GenerationTimeoutError, LMError
@@ -215,7 +215,7 @@ class SMC:
         self.resample_finished = bool(resample_finished)
         self.rng = rng
         if self.greedy:  # the most probable valid token at each step; no weights
-            self.proposal: Any = AWRS("improper", switch=switch, greedy=True)
+            self.proposal: TokenSampler = AWRS("improper", switch=switch, greedy=True)
             self.tau = 0.0
         elif method == "awrs-smc":
             self.proposal = AWRS(estimator, switch=switch)  # type: ignore[arg-type]

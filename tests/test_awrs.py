@@ -112,3 +112,14 @@ def test_invalid_arguments():
         AWRS("geometric", max_accepts=1)
     with pytest.raises(ConfigError, match="switch"):
         AWRS(switch="sometimes")
+
+
+def test_every_proposal_is_a_token_sampler():
+    """SMC types its proposal as the TokenSampler protocol; the three proposals it builds
+    satisfy it (a wrapper with the same ``sample`` does too)."""
+    from awrs_adapters.awrs import AWRS, TokenSampler
+    from awrs_adapters.proposals import DirectSampler, MaskSampler
+
+    for p in (AWRS("recursive"), AWRS("geometric"), AWRS("improper"), DirectSampler(), MaskSampler()):
+        assert isinstance(p, TokenSampler)
+    assert not isinstance(object(), TokenSampler)
