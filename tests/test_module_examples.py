@@ -53,9 +53,10 @@ def test_examples_were_found():
 
 
 @pytest.mark.parametrize("code", [_param(p, c) for p, c in EXAMPLES])
-def test_module_example_runs(code: str) -> None:
+def test_module_example_runs(code: str, tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    # in a scratch folder: an example may write files (diagnostics saves a plot)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=300, env=env, cwd=ROOT)
+                       timeout=300, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
