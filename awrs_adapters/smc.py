@@ -40,7 +40,7 @@ from the live particles in proportion to their weights and share their total wei
 equally, so the total weight (and ``log_ml``) and the target are unchanged (resampling
 within a subset of the particles is still unbiased). Measured: on the pattern domain it
 removed six of the ten generations where every awrs-smc particle failed and LCD
-succeeded (benchmarks/results/patterns_losses_keepfinished.md; 98 patterns x 3 seeds:
+succeeded (benchmarks/results/patterns_losses_keepfinished.md; 137 patterns x 3 seeds:
 benchmarks/results/patterns_dev_keepfinished_paired.md); on exact toy tasks its TV is
 never above the whole-population scheme's (benchmarks/results/end_twist.md).
 
