@@ -23,7 +23,9 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -106,6 +108,7 @@ def generate(
     on_text: Callable[[str], None] | None = None,
     on_step: Callable[[SMC], None] | None = None,
     progress: bool = False,
+    cancel: threading.Event | None = None,
 ) -> SMCResult:
     """Sample from ``P(x) ∝ Q(x | prompt)·C(x)`` over strings of at most ``max_tokens`` tokens.
 
@@ -150,6 +153,8 @@ def generate(
         on_step: called with the engine after each step (read its state; end live
             particles with ``smc.finish``: a stopping criterion).
         progress: show a progress bar of the steps (tqdm, on stderr).
+        cancel: a ``threading.Event``; once set (from any thread) the run ends at its
+            next step with ``concurrent.futures.CancelledError``.
 
     Returns:
         An :class:`~awrs_adapters.results.SMCResult`; ``result.ok`` is False (and
@@ -180,7 +185,7 @@ def generate(
     try:
         # alone, in this thread: generate_batch or the scheduler share forwards
         return run_streaming(lm, prompt, constraint, params, stop=stop, on_text=on_text,
-                             on_step=on_step, share_forward=False)
+                             on_step=on_step, share_forward=False, cancel=cancel)
     finally:
         if bar is not None:
             bar.close()
@@ -196,29 +201,23 @@ def stream(lm: LanguageModel, prompt: Any, constraint: Any = None, **kwargs: Any
     """
     from .runner import iter_in_thread
 
-    for k in ("on_text", "on_step"):
+    for k in ("on_text", "on_step", "cancel"):
         if k in kwargs:
-            raise ConfigError(f"{k}= is not taken by stream(), which yields those events; "
-                              "use generate(..., on_text=/on_step=) for callbacks")
+            raise ConfigError(f"{k}= is not taken by stream(), which uses it itself; use "
+                              "generate(..., on_text=/on_step=/cancel=) for callbacks")
     lm = _lm(lm)
 
-    def run(put: Callable[[Event], None], cancel: Any) -> SMCResult:
+    def run(put: Callable[[Event], None], cancel: threading.Event) -> SMCResult | None:
         def on_step(smc: SMC) -> None:
-            if cancel.is_set():
-                raise _Stopped
             put(Event("step", step=smc.t, live=len(smc.live), ess=smc.ess_history[-1],
                       resampled=smc.resampled[-1]))
 
         try:
             res = generate(lm, prompt, constraint, on_text=lambda s: put(Event("text", text=s)),
-                           on_step=on_step, **kwargs)
-        except _Stopped:
-            return None  # type: ignore[return-value]
+                           on_step=on_step, cancel=cancel, **kwargs)
+        except CancelledError:  # the consumer left (iter_in_thread set cancel)
+            return None
         put(Event("done", result=res))
         return res
 
     yield from iter_in_thread(run)
-
-
-class _Stopped(Exception):
-    """The consumer of :func:`stream` left: end the run at this step."""

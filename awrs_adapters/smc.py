@@ -485,7 +485,7 @@ class SMC:
         # the finished particles', which keep their place and weight (see the module doc)
         pool = (np.arange(self.N) if self.resample_finished
                 else np.flatnonzero(self.status != DONE))
-        e_pool = e if self.resample_finished else rs.ess(self.logw[pool])
+        e_pool = e if len(pool) == self.N else rs.ess(self.logw[pool])
         if (self.tau <= 0.0 or self.done or not len(pool) or e_pool >= self.tau * len(pool)
                 or e_pool == 0.0):
             self.resampled.append(False)

@@ -107,7 +107,7 @@ def test_stream_yields_committed_text_steps_and_the_result():
 
 def test_leaving_a_stream_stops_the_run():
     """After the consumer breaks out, the run ends at its next step instead of running
-    to max_tokens. Broken variant caught: no cancel check (all 400 steps run)."""
+    to max_tokens. Broken variant caught: the cancel event not passed on (all 400 steps run)."""
     seen = []
     c = Predicate(complete=lambda s: seen.append(len(s)) or False)  # never accepted
     lm = FunctionLM([b"a", b""], 1, lambda p: [0.0, -math.inf])  # never ends

@@ -283,9 +283,14 @@ def test_num_return_sequences_draws_k_times_from_each_posterior(setup):
         assert text in res.posterior, (r, text, res.posterior)
 
 
-def test_text_streamer_with_skip_prompt_prints_the_new_text(setup):
+@pytest.mark.parametrize("how", ["awrs_streamer", "streamer"])
+def test_text_streamer_with_skip_prompt_prints_the_new_text(setup, how):
     """transformers' TextStreamer(skip_prompt=True) skips the first put as the prompt:
-    the strategy must put the prompt first, or the first committed chunk is lost."""
+    the strategy must put the prompt first, or the first committed chunk is lost.
+    ``streamer=`` (generate's own argument, the callable form): transformers drops it
+    before calling a callable strategy and puts the prompt itself; the strategy reads it
+    from the generate call and does not put the prompt again. Broken variants caught: no
+    prompt put first; generate's streamer not read (nothing printed)."""
     from transformers import TextStreamer
 
     model, tok = setup
@@ -297,32 +302,10 @@ def test_text_streamer_with_skip_prompt_prints_the_new_text(setup):
 
     inputs = tok(["hello"], return_tensors="pt")
     L = inputs["input_ids"].shape[1]
+    streamer = Capture(tok, skip_prompt=True, skip_special_tokens=True)
     out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
                          num_particles=8, max_new_tokens=6, awrs_tokenizer=tok, seed=4,
-                         awrs_streamer=Capture(tok, skip_prompt=True, skip_special_tokens=True))
-    assert "".join(printed) == tok.decode(out[0, L:], skip_special_tokens=True)
-    assert "".join(printed)
-
-
-def test_generates_own_streamer_argument_reaches_the_strategy(setup):
-    """model.generate(..., streamer=TextStreamer(...)) with the callable form: transformers
-    drops streamer= before calling a callable strategy; the strategy reads it from the
-    generate call, so the streamer prints the new text as with plain sampling. Broken
-    variant caught: not reading it (nothing printed, the old behaviour)."""
-    from transformers import TextStreamer
-
-    model, tok = setup
-    printed: list[str] = []
-
-    class Capture(TextStreamer):
-        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-            printed.append(text)
-
-    inputs = tok(["hello"], return_tensors="pt")
-    L = inputs["input_ids"].shape[1]
-    out = model.generate(**inputs, custom_generate=smc_generate, constraint=LETTERS,
-                         num_particles=8, max_new_tokens=6, awrs_tokenizer=tok, seed=4,
-                         streamer=Capture(tok, skip_prompt=True, skip_special_tokens=True))
+                         **{how: streamer})
     assert "".join(printed) and "".join(printed) == tok.decode(out[0, L:], skip_special_tokens=True)
 
 
