@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -273,7 +274,9 @@ def as_constraint(obj: Any) -> Constraint:
         return TrueConstraint()
     if isinstance(obj, Constraint):
         return obj
-    from . import constraints  # registers the converters of the implementations
+    # registers the converters of the implementations (a package mapped beside this one:
+    # imported by name so the type checker does not need to resolve it)
+    constraints = importlib.import_module("awrs_adapters.constraints")
 
     for conv in _CONVERTERS:
         c = conv(obj)
