@@ -68,7 +68,7 @@ for name, (c, check) in cases.items():
     assert r.ok, f"{name}: {r.hint}"
     for text in r.posterior:
         assert check(text), f"{name}: {text!r}"
-    print(f"{name:10} ok  {r.text!r}  log_ml={r.log_ml:.3f}")
+    print(f"{name:10} ok  {r.mode!r}  log_ml={r.log_ml:.3f}")
 
 for mod, extra in (("awrs_adapters.integrations.langchain", "langchain"),):
     try:

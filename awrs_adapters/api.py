@@ -2,7 +2,7 @@
 
 Overview: one call runs SMC with the chosen method and returns the weighted particles,
 the posterior over complete strings, ``log_ml`` and statistics. Every setting, its
-default and its check live in one place (:class:`~awrs_adapters.runner.RunParams`), the
+default and its check live in one place (:class:`~awrs_adapters.streaming.RunParams`), the
 one the command line, the LangChain models, ``smc_generate`` and the server use:
 ``timeout``, ``max_retries``, stop sequences and streaming work the same everywhere.
 :func:`stream` is the streaming form: an iterator of :class:`Event` s (committed text,
@@ -59,7 +59,7 @@ class Event:
     """One item of :func:`stream`.
 
     ``kind``: ``"text"`` (``text``: the next piece of committed text, which no later
-    step can change; the pieces add up to ``result.text``), ``"step"`` (after each
+    step can change; the pieces add up to ``result.mode``), ``"step"`` (after each
     model step: ``step`` tokens written, ``live`` particles still drawing, ``ess`` the
     effective sample size before resampling, ``resampled``) or ``"done"`` (the last
     event: ``result``, the :class:`~awrs_adapters.results.SMCResult`).
@@ -149,7 +149,7 @@ def generate(
             seed's generator, up to this many times (default 0), unless ``on_text``
             already received text (it cannot be taken back).
         on_text: called with each piece of committed text (shared by every weighted
-            particle, so no later step changes it); the pieces add up to ``result.text``.
+            particle, so no later step changes it); the pieces add up to ``result.mode``.
         on_step: called with the engine after each step (read its state; end live
             particles with ``smc.finish``: a stopping criterion).
         progress: show a progress bar of the steps (tqdm, on stderr).
@@ -158,11 +158,11 @@ def generate(
 
     Returns:
         An :class:`~awrs_adapters.results.SMCResult`; ``result.ok`` is False (and
-        ``result.text`` raises ``NoValidSampleError`` with a hint) when nothing survived.
-        ``result.text`` is the posterior's most probable string; ``result.sample(seed)``
+        ``result.mode`` raises ``NoValidSampleError`` with a hint) when nothing survived.
+        ``result.mode`` is the posterior's most probable string; ``result.sample(seed)``
         draws one from the posterior.
     """
-    from .runner import RunParams, run_streaming
+    from .streaming import RunParams, run_streaming
 
     params = RunParams(
         num_particles=num_particles, max_tokens=max_tokens, method=method,
@@ -199,7 +199,7 @@ def stream(lm: LanguageModel, prompt: Any, constraint: Any = None, **kwargs: Any
     goes on in a worker thread; leaving the loop early (``break``, ``close()``) stops it
     at its next step. Errors (a timeout, bad input) are raised from the iterator.
     """
-    from .runner import iter_in_thread
+    from .streaming import iter_in_thread
 
     for k in ("on_text", "on_step", "cancel"):
         if k in kwargs:

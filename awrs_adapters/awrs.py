@@ -50,9 +50,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from .constraint import BoundConstraint
 from .errors import ConfigError
 from .gumbel import LazyOrder, gumbel_orders
+from .protocol import BoundConstraint
 
 __all__ = ["AWRS", "TokenDraw", "TokenSampler", "float64_rows", "switch_rejections"]
 

@@ -39,8 +39,8 @@ from .deadline import check_timeout
 from .errors import AWRSError, ConfigError
 from .lm.base import LanguageModel
 from .results import SMCResult
-from .runner import RunParams
 from .scheduler import Call, Scheduler
+from .streaming import RunParams
 
 __all__ = ["BatchError", "Request", "generate_batch"]
 

@@ -184,13 +184,13 @@ def _prompt_lines(name: str) -> list[tuple[str, int | None]]:
 def _answer(res: Any, how: str, rng: Any) -> str | None:
     if not res.ok:
         return None
-    answer: str = res.text if how == "mode" else res.sample(rng)
+    answer: str = res.mode if how == "mode" else res.sample(rng)
     return answer
 
 
 def _json_result(res: Any, text: str | None) -> dict[str, Any]:
     d = res.to_dict()  # "text" is the answer (--answer); "mode" the most probable string
-    return {**d, "text": text, "mode": d["text"]}
+    return {**d, "text": text}
 
 
 def _generate_many(a: argparse.Namespace, params: Any, constraint: Any, lm: Any) -> int:
@@ -230,7 +230,7 @@ def _line_seed(seed: int, k: int) -> Any:
 def _generate(a: argparse.Namespace) -> int:
     from .api import generate, make_rng
     from .models import load
-    from .runner import RunParams
+    from .streaming import RunParams
 
     # a bad value (seed included) fails before the model loads
     params = RunParams(num_particles=a.particles, max_tokens=a.max_tokens, method=a.method,

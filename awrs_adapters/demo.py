@@ -105,8 +105,8 @@ def _report(r: SMCResult, seconds: float, top: int = 8) -> None:
 
 def exact_example(num_particles: int = 2000, seed: int = 0) -> None:
     """The "ends with a" example: exact posterior vs LCD vs AWRS-SMC."""
-    from .examples import ends_with_a
     from .testing import exact_lcd, exact_posterior
+    from .toy import ends_with_a
 
     lm, c, T = ends_with_a()
     exact, Z = exact_posterior(lm, c, T)

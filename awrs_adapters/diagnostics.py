@@ -9,7 +9,7 @@ step with resampling marks, the final normalised weights, and the particle ances
 Example::
 
     from awrs_adapters import generate
-    from awrs_adapters.examples import ends_with_a
+    from awrs_adapters.toy import ends_with_a
     lm, c, T = ends_with_a()
     r = generate(lm, None, c, num_particles=16, max_tokens=T, seed=0)
     print(r.summary())

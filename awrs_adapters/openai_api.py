@@ -33,7 +33,7 @@ import numpy as np
 from .api import DEFAULT_MAX_TOKENS
 from .errors import AWRSError
 from .results import SMCResult
-from .runner import RunParams
+from .streaming import RunParams
 
 __all__ = ["APIError", "Limits", "Plan", "chat_response", "chunk", "completion_response",
            "parse_chat", "parse_completion", "response_format_constraint"]

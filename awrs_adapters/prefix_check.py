@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .constraint import BoundConstraint, as_constraint, split
+from .protocol import BoundConstraint, as_constraint, split
 from .stops import StopBound, check_stop
 from .vocab import Vocabulary, decode_text
 
@@ -217,7 +217,7 @@ def check_dead_prefix(
     are never part of an output; an empty token writes nothing.
 
     Args:
-        constraint: anything :func:`~awrs_adapters.constraint.as_constraint` accepts; its
+        constraint: anything :func:`~awrs_adapters.protocol.as_constraint` accepts; its
             Boolean part's ``accepts`` is the definition.
         vocab: a small :class:`~awrs_adapters.vocab.Vocabulary` (the cost grows like
             ``V ** depth``); use byte fragments, an EOS and special or empty tokens.

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from .awrs import TokenDraw, float64_rows
-from .constraint import BoundConstraint
 from .gumbel import gumbel_keys, gumbel_orders
+from .protocol import BoundConstraint
 
 __all__ = ["DirectSampler", "MaskSampler"]
 

@@ -12,12 +12,13 @@ Example::
     from awrs_adapters.lm import FunctionLM
     lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [0.0, 0.0, 0.0] if len(p) < 2 else [-30, -30, 0])
     r = generate(lm, None, lambda s: s.endswith("a"), num_particles=16, seed=0)
-    print(r.text, r.posterior, r.log_ml, r.stats.tokens)
+    print(r.mode, r.posterior, r.log_ml, r.stats.tokens)
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -122,12 +123,21 @@ class SMCResult:
         return dict(sorted(mass.items(), key=lambda kv: -kv[1]))
 
     @property
-    def text(self) -> str:
-        """The most probable complete string; raises ``NoValidSampleError`` if none."""
+    def mode(self) -> str:
+        """The most probable complete string (the posterior's mode, not a sample: see
+        :meth:`sample`); raises ``NoValidSampleError`` if none."""
         post = self.posterior
         if not post:
             raise NoValidSampleError(self.hint or "no particle produced a valid string")
         return next(iter(post))
+
+    @property
+    def text(self) -> str:
+        """Deprecated name of :attr:`mode` (it is the mode, not a sample)."""
+        warnings.warn("SMCResult.text was renamed to SMCResult.mode (the posterior's most "
+                      "probable string; SMCResult.sample() draws one)", DeprecationWarning,
+                      stacklevel=2)
+        return self.mode
 
     @property
     def ess(self) -> float:
@@ -136,10 +146,11 @@ class SMCResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain JSON values: the one serialisation the command line
-        (``--json``), the LangChain models' metadata and :func:`~awrs_adapters.runner.
+        (``--json``), the LangChain models' metadata and :func:`~awrs_adapters.streaming.
         particle_table` use.
 
-        Keys: ``ok``, ``text`` (the posterior's mode, None when nothing survived),
+        Keys: ``ok``, ``mode`` (the posterior's most probable string, None when nothing
+        survived), ``text`` (the same; hosts that answer with a draw put it here),
         ``posterior``, ``log_ml``, ``method``, ``ess_history``, ``particles`` (each
         ``text``, ``weight`` normalised over the finite weights, ``log_weight`` (None
         for a dead particle), ``finished``, ``truncated``, ``stopped``, ``tokens``),
@@ -154,7 +165,8 @@ class SMCResult:
         s = self.stats
         return {
             "ok": self.ok,
-            "text": self.text if self.ok else None,
+            "mode": self.mode if self.ok else None,
+            "text": self.mode if self.ok else None,
             "posterior": self.posterior,
             "log_ml": self.log_ml,
             "method": self.method,

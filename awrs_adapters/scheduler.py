@@ -14,7 +14,7 @@ a validator that raises, its timeout) or is cancelled leaves alone; the others g
 thread of its own while it has calls; calls submitted from other threads (LangChain
 ``abatch``, concurrent ``ainvoke`` s, a server's requests) join at the next step, so they
 share each forward, and all draws run on that one thread (threads drawing in turn on
-the GIL would hold every forward back for the slowest). :func:`~awrs_adapters.runner.
+the GIL would hold every forward back for the slowest). :func:`~awrs_adapters.streaming.
 run_streaming` submits there; :func:`~awrs_adapters.batching.generate_batch` runs a
 private scheduler in the caller's thread (:meth:`Scheduler.run_here`). Each call draws
 from its own generator, so its result does not depend on the calls it stepped with
@@ -24,7 +24,7 @@ Example::
 
     from awrs_adapters import models
     from awrs_adapters.constraints import Regex
-    from awrs_adapters.runner import RunParams
+    from awrs_adapters.streaming import RunParams
     from awrs_adapters.scheduler import Call, scheduler_for
     lm = models.load()
     calls = [Call(p, Regex(r"[a-z]+"), RunParams(num_particles=4, max_tokens=6, seed=0))
@@ -47,16 +47,16 @@ from .deadline import timeout_error
 from .errors import ConfigError, GenerationTimeoutError
 from .lm.base import LanguageModel
 from .results import SMCResult
-from .runner import RunParams, cut_at_stop
 from .smc import SMC
 from .stops import check_stop
+from .streaming import RunParams, cut_at_stop
 from .vocab import decode_prefix
 
 __all__ = ["Call", "Scheduler", "scheduler_for"]
 
 
 class Call:
-    """One generation and its future: what :func:`~awrs_adapters.runner.run_streaming` runs.
+    """One generation and its future: what :func:`~awrs_adapters.streaming.run_streaming` runs.
 
     ``on_step(smc)`` and ``on_text(piece)`` run on the scheduler's thread after each step
     (see ``run_streaming``); an exception they raise fails this call alone. The timeout
@@ -151,7 +151,7 @@ class Call:
             self.attempt += 1  # text already streamed cannot be taken back: no retry then
             return False
         if self.on_text is not None and res.ok and self.finish_text:
-            final = res.text
+            final = res.mode
             if final.startswith(self.emitted) and len(final) > len(self.emitted):
                 self.on_text(final[len(self.emitted):])
         self._release()

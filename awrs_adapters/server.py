@@ -75,7 +75,7 @@ def load_registry(modules: Sequence[str]) -> dict[str, Any]:
     """
     from pydantic import BaseModel
 
-    from .constraint import Constraint
+    from .protocol import Constraint
 
     out: dict[str, Any] = {}
     for name in modules:

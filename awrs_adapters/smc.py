@@ -71,11 +71,11 @@ import torch
 
 from . import resampling as rs
 from .awrs import AWRS, TokenDraw, TokenSampler
-from .constraint import as_constraint, split
 from .deadline import DeadlineBound
 from .errors import ConfigError, GenerationTimeoutError, LMError
 from .lm.base import LanguageModel
 from .proposals import DirectSampler, MaskSampler
+from .protocol import as_constraint, split
 from .results import Particle, SMCResult, Stats
 from .stops import StopBound, check_stop
 from .vocab import decode_prefix, decode_text

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from .caching import LRUCache
-from .constraint import BoundConstraint
 from .errors import ConfigError
+from .protocol import BoundConstraint
 from .vocab import decode_text
 
 __all__ = ["StopBound", "check_stop"]

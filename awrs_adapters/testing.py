@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .constraint import BoundConstraint, as_constraint, split
 from .lm.function import FunctionLM
 from .prefix_check import DeadPrefixReport, DeadPrefixViolation, check_dead_prefix
+from .protocol import BoundConstraint, as_constraint, split
 from .vocab import decode_prefix, decode_text
 
 __all__ = [

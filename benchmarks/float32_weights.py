@@ -37,9 +37,9 @@ import torch
 
 from awrs_adapters import awrs as awrs_mod
 from awrs_adapters import proposals as proposals_mod
-from awrs_adapters.constraint import BoundConstraint, Constraint
 from awrs_adapters.constraints import Predicate, Regex
 from awrs_adapters.lm.function import FunctionLM
+from awrs_adapters.protocol import BoundConstraint, Constraint
 from awrs_adapters.smc import SMC
 
 try:

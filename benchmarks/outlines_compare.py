@@ -70,7 +70,7 @@ def main() -> None:
                     n = 1 if "lcd" in name else a.particles
                     r = generate(lm, msgs, ours_c, num_particles=n, max_tokens=T,
                                  method="lcd" if "lcd" in name else "awrs-smc", seed=i)
-                    out = [r.text] if r.ok else [""]
+                    out = [r.mode] if r.ok else [""]
                 secs.append(time.perf_counter() - t0)
                 oks.append(sum(valid(task, o) for o in out) / len(out))
             rows.append((task, name, mmm(secs, "{:.2f}"), mmm(oks, "{:.2f}")))

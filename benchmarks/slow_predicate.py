@@ -24,7 +24,7 @@ import torch
 from awrs_adapters import models
 from awrs_adapters.constraints import Predicate
 from awrs_adapters.errors import GenerationTimeoutError, LookaheadBudgetWarning
-from awrs_adapters.runner import RunParams, run_streaming
+from awrs_adapters.streaming import RunParams, run_streaming
 
 try:
     from benchmarks.common import report, table

@@ -60,7 +60,7 @@ def exact_tasks() -> list[tuple[str, Any, Any, int]]:
     enumerate: "ends with a" and "even a, no cc" (a prefix check and a complete check)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from awrs_adapters.constraints import Predicate
-    from awrs_adapters.examples import ends_with_a
+    from awrs_adapters.toy import ends_with_a
 
     from conftest import hashed_lm
 

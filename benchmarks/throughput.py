@@ -118,7 +118,7 @@ def pairs(lm, docs, N: int, T: int, k: int) -> str:
 
 def valid(r) -> bool:
     try:
-        obj = json.loads(r.text)
+        obj = json.loads(r.mode)
     except Exception:
         return False
     return isinstance(obj, dict) and set(obj) == {"name", "age", "city"}

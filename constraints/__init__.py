@@ -18,7 +18,7 @@ calls valid under the tools' schemas (LangChain's ``bind_tools``). Outlines type
 
 from __future__ import annotations
 
-from ..constraint import (
+from ..protocol import (
     And,
     BoundConstraint,
     Constraint,

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from ..caching import LRUCache
-from ..constraint import BoundConstraint, TokenConstraint
 from ..errors import ConstraintError
+from ..protocol import BoundConstraint, TokenConstraint
 from ..vocab import Vocabulary, decode_text
 
 __all__ = [

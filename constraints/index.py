@@ -10,7 +10,7 @@ exact. :func:`index_accepts` is the tokenizer-free whole-string check.
 
 Example::
 
-    from awrs_adapters.constraints.cache import compiled_index
+    from awrs_adapters.constraints.index_cache import compiled_index
     from awrs_adapters.constraints.index import IndexBound, index_accepts
     from awrs_adapters.vocab import Vocabulary
     v = Vocabulary([b"a", b"b", b"ab", b""], 3)
@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from ..caching import LRUCache
-from ..constraint import BoundConstraint
 from ..errors import ConstraintError
+from ..protocol import BoundConstraint
 from ..vocab import Vocabulary, decode_text
-from .cache import compiled_index
+from .index_cache import compiled_index
 from .sentinel import SENTINEL_BYTES, sentinel_id, sentinel_suffix_ids
 
 __all__ = ["CheckedIndexBound", "IndexBound", "index_accepts"]

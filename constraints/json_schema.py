@@ -31,12 +31,12 @@ import re
 from typing import Any, Literal
 
 from ..caching import LRUCache
-from ..constraint import BoundConstraint, TokenConstraint
 from ..errors import ConstraintError
+from ..protocol import BoundConstraint, TokenConstraint
 from ..vocab import Vocabulary
-from .cache import compiled_index
 from .formats import FALLBACK_FORMATS
 from .index import CheckedIndexBound, IndexBound
+from .index_cache import compiled_index
 from .regex_errors import regex_diagnostic
 
 __all__ = [

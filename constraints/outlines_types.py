@@ -36,8 +36,8 @@ from typing import Any
 
 from typing_extensions import is_typeddict
 
-from ..constraint import Constraint, register_converter
 from ..errors import ConfigError
+from ..protocol import Constraint, register_converter
 
 __all__ = ["from_outlines"]
 

@@ -34,7 +34,6 @@ from typing import Any, Literal
 import numpy as np
 
 from ..caching import LRUCache
-from ..constraint import BoundConstraint, Constraint
 from ..deadline import active_deadline
 from ..errors import (
     ConfigError,
@@ -42,6 +41,7 @@ from ..errors import (
     GenerationTimeoutError,
     LookaheadBudgetWarning,
 )
+from ..protocol import BoundConstraint, Constraint
 from ..vocab import Vocabulary, decode_text, split_pending
 
 __all__ = ["DEFAULT_LOOKAHEAD_SECONDS", "LookaheadBudgetWarning", "Potential", "Predicate"]

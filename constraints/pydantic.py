@@ -56,8 +56,8 @@ import json
 from typing import Any, Literal
 
 from ..caching import LRUCache
-from ..constraint import And
 from ..errors import ConstraintError
+from ..protocol import And
 from .json_schema import JSONSchema, forbid_extra_keys
 from .predicate import Predicate
 

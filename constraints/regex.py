@@ -28,11 +28,11 @@ import re
 import warnings
 from typing import Any
 
-from ..constraint import BoundConstraint, TokenConstraint
 from ..errors import ConstraintError
+from ..protocol import BoundConstraint, TokenConstraint
 from ..vocab import Vocabulary
-from .cache import compiled_index
 from .index import IndexBound, index_accepts
+from .index_cache import compiled_index
 from .regex_errors import regex_diagnostic
 
 __all__ = ["MAX_EXPANSION", "MAX_WEIGHTED_EXPANSION", "Regex", "expansion", "weighted_expansion"]

@@ -40,8 +40,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..constraint import BoundConstraint, Constraint
 from ..errors import ConfigError
+from ..protocol import BoundConstraint, Constraint
 from ..vocab import Vocabulary
 
 __all__ = [
@@ -299,7 +299,7 @@ class ToolCalls(Constraint):
                                what="the tools' schemas")
         if not self._models:
             return fast
-        from ..constraint import AndBound
+        from ..protocol import AndBound
         from .predicate import Predicate
 
         slow = Predicate(complete=lambda s: True, prefix=self._prefix, name="tool validators")

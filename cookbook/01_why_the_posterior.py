@@ -17,8 +17,8 @@ import argparse
 import math
 
 from awrs_adapters import generate
-from awrs_adapters.examples import ends_with_a
 from awrs_adapters.testing import exact_lcd, exact_posterior, total_variation
+from awrs_adapters.toy import ends_with_a
 
 
 def main(particles: int = 4000) -> dict[str, float]:

@@ -89,7 +89,7 @@ def main(particles: int = 8, max_tokens: int = 28,
                       if executes_with_rows(db, q) and set(db.execute(q).fetchall()) == expected)
         out[method] = (valid, execs, correct)
         results[method] = r
-        top = r.text if r.ok else "(none)"
+        top = r.mode if r.ok else "(none)"
         print(f"{method:14} {valid:6.2f} {execs:9.2f} {correct:8.2f} {dt:8.1f}  {top}")
     smc_run = results["awrs-smc"]
     print("\n" + smc_run.summary())

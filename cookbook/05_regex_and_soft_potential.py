@@ -38,7 +38,7 @@ def main(particles: int = 8, seeds: int = 6) -> dict[str, float]:
             r = generate(lm, prompt, c, num_particles=particles, max_tokens=10, seed=seed)
             assert r.ok and all(fmt.accepts(s) for s in r.posterior)
             means[name].append(sum(p * letters(s) for s, p in r.posterior.items()))
-            row.append(f"{r.text:>12} ({means[name][-1]:.2f} letters)")
+            row.append(f"{r.mode:>12} ({means[name][-1]:.2f} letters)")
         print(f"{seed:4}  {row[0]:>28}  {row[1]:>28}")
     out = {k: statistics.mean(v) for k, v in means.items()}
     print(f"posterior mean letters over {seeds} seeds: regex only {out['regex only']:.2f}, "

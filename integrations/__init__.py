@@ -7,7 +7,7 @@ stays light. Import the one you use:
 Modules: ``langchain`` (ChatAWRS, AWRSLLM), ``langchain_base`` (their shared fields and
 run), ``langchain_messages`` (message and tool-call conversion), ``transformers`` (the
 ``custom_generate`` strategy), ``transformers_processor`` (AWRSLogitsProcessor). The models
-and the strategy run through the core step loop, :mod:`awrs_adapters.runner`.
+and the strategy run through the core step loop, :mod:`awrs_adapters.streaming`.
 
 Example::
 

@@ -57,7 +57,7 @@ from ..api import make_rng
 from ..errors import ConfigError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
-from ..runner import particle_table
+from ..streaming import particle_table
 from .langchain_base import AWRSFields, in_worker, pieces_in_thread
 from .langchain_messages import (
     ToolStream,

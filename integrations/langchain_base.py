@@ -5,7 +5,7 @@ Overview: :class:`AWRSFields` declares the settings of
 :class:`~awrs_adapters.integrations.langchain.AWRSLLM` (model, particles, method, seed,
 stop, timeout, retries...), checks a call's keyword arguments against
 :data:`CALL_KWARGS` (a misspelt one is named with a suggestion), and runs the core
-:func:`~awrs_adapters.runner.run_streaming`. :func:`load_model` loads a named model once
+:func:`~awrs_adapters.streaming.run_streaming`. :func:`load_model` loads a named model once
 per process; :func:`pieces_in_thread` runs the synchronous core in a worker thread and
 yields the text it commits, for streaming (a stream its consumer abandons cancels the
 run at its next step).
@@ -41,7 +41,7 @@ from ..api import DEFAULT_MAX_TOKENS, make_rng
 from ..errors import ConfigError, NoValidSampleError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
-from ..runner import RunParams, iter_in_thread, run_streaming
+from ..streaming import RunParams, iter_in_thread, run_streaming
 
 __all__ = ["CALL_KWARGS", "AWRSFields", "in_worker", "load_model", "pieces_in_thread"]
 
@@ -111,7 +111,7 @@ class AWRSFields:
     """Fields and helpers shared by ``ChatAWRS`` and ``AWRSLLM`` (a mixin: list it first).
 
     Pydantic fields, each with its docstring; ``_params`` turns the fields and a call's
-    keyword arguments into a validated :class:`~awrs_adapters.runner.RunParams`, ``_run``
+    keyword arguments into a validated :class:`~awrs_adapters.streaming.RunParams`, ``_run``
     runs it (``NoValidSampleError`` with the hint when nothing survived) and ``_metadata``
     describes the result.
     """
@@ -250,7 +250,7 @@ class AWRSFields:
                 rng: np.random.Generator | None = None) -> str:
         """The text a call answers with (``answer``): a posterior draw or the mode."""
         if kwargs.get("answer", self.answer) == "mode":
-            return res.text
+            return res.mode
         return res.sample(rng if rng is not None else make_rng(kwargs.get("seed", self.seed)))
 
     @staticmethod

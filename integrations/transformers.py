@@ -69,15 +69,15 @@ except ImportError as e:  # pragma: no cover
     raise ImportError("this integration needs transformers: pip install transformers") from e
 
 from ..api import make_rng
-from ..constraint import as_constraint, split
 from ..errors import ConfigError
 from ..lm.base import LanguageModel, ParticleBatch
 from ..lm.transformers import TransformersLM
+from ..protocol import as_constraint, split
 from ..resampling import normalise
 from ..results import Particle, SMCResult
-from ..runner import RunParams
 from ..scheduler import Call, Scheduler
 from ..smc import SMC
+from ..streaming import RunParams
 from .transformers_processor import AWRSLogitsProcessor, token_id_list
 
 __all__ = ["CUSTOM_GENERATE_DIR", "AWRSLogitsProcessor", "SMCGenerateOutput", "smc_generate"]

@@ -40,10 +40,10 @@ except ImportError as e:  # pragma: no cover
 
 from ..api import make_rng
 from ..awrs import AWRS
-from ..constraint import as_constraint, split
 from ..errors import ConfigError
 from ..lm.base import merge_end_tokens
 from ..lm.tokenizer_bytes import end_token_ids, vocabulary_from_tokenizer
+from ..protocol import as_constraint, split
 
 __all__ = ["AWRSLogitsProcessor", "token_id_list"]
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import settings
 from pydantic import BaseModel, field_validator
 
-from awrs_adapters.constraint import BoundConstraint
 from awrs_adapters.lm import FunctionLM
+from awrs_adapters.protocol import BoundConstraint
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("ci")

@@ -33,9 +33,9 @@ import jsonschema
 import lark
 import numpy as np
 
-from awrs_adapters.constraint import as_constraint, split
 from awrs_adapters.constraints import Predicate
 from awrs_adapters.lm import FunctionLM
+from awrs_adapters.protocol import as_constraint, split
 from awrs_adapters.vocab import Vocabulary
 
 Reference = Callable[[str], bool]

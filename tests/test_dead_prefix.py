@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 
 from awrs_adapters import generate
-from awrs_adapters.constraint import AndBound, BoundConstraint
 from awrs_adapters.constraints import Grammar, JSONSchema, Predicate, Regex, ToolCalls
 from awrs_adapters.lm import FunctionLM
 from awrs_adapters.prefix_check import DeadPrefixReport, check_dead_prefix
+from awrs_adapters.protocol import AndBound, BoundConstraint
 from awrs_adapters.stops import _ENDING, StopBound
 from awrs_adapters.testing import exact_posterior
 from awrs_adapters.vocab import Vocabulary

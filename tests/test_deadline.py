@@ -18,8 +18,8 @@ from awrs_adapters.constraints import Predicate
 from awrs_adapters.deadline import DeadlineBound
 from awrs_adapters.errors import GenerationTimeoutError
 from awrs_adapters.lm import FunctionLM
-from awrs_adapters.runner import RunParams, run_streaming
 from awrs_adapters.smc import SMC
+from awrs_adapters.streaming import RunParams, run_streaming
 from awrs_adapters.vocab import Vocabulary
 
 #: 60 one-letter tokens (distinct first bytes: no trie pruning) and EOS

@@ -16,10 +16,10 @@ from awrs_adapters import DEFAULT_MAX_TOKENS, Event, generate, generate_batch, s
 from awrs_adapters.cli import _parser
 from awrs_adapters.constraints import Predicate
 from awrs_adapters.errors import ConfigError, GenerationTimeoutError
-from awrs_adapters.examples import ends_with_a
 from awrs_adapters.lm import FunctionLM
 from awrs_adapters.openai_api import Limits
-from awrs_adapters.runner import RunParams
+from awrs_adapters.streaming import RunParams
+from awrs_adapters.toy import ends_with_a
 
 from conftest import hashed_lm
 
@@ -66,7 +66,7 @@ def test_generate_retries_when_every_particle_died():
                                 ess_threshold=0).ok)
     r = generate(lm, None, c, num_particles=2, max_tokens=3, seed=seed, ess_threshold=0,
                  max_retries=50)
-    assert r.ok and r.text.endswith("a")
+    assert r.ok and r.mode.endswith("a")
     rng = np.random.default_rng(seed)
     while not (again := generate(lm, None, c, num_particles=2, max_tokens=3, seed=rng,
                                  ess_threshold=0)).ok:
@@ -90,7 +90,7 @@ def test_generate_takes_timeout_estimator_and_stop():
 
 
 def test_stream_yields_committed_text_steps_and_the_result():
-    """The text pieces add up to result.text, one step event per engine step, the
+    """The text pieces add up to result.mode, one step event per engine step, the
     result last; the same run as generate with the seed."""
     lm = hashed_lm([b"a", b"b", b"c", b""], 3, seed=2, eos_bias=-1.0)
     c = Predicate(complete=lambda s: len(s) >= 3)
@@ -99,7 +99,7 @@ def test_stream_yields_committed_text_steps_and_the_result():
     res = events[-1].result
     ref = generate(lm, None, c, num_particles=4, max_tokens=8, seed=4)
     assert res is not None and res.posterior == ref.posterior and res.log_ml == ref.log_ml
-    assert "".join(e.text for e in events if e.kind == "text") == res.text
+    assert "".join(e.text for e in events if e.kind == "text") == res.mode
     steps = [e for e in events if e.kind == "step"]
     assert [e.step for e in steps] == list(range(1, res.stats.steps + 1))
     assert all(0 <= e.live <= 4 and e.ess >= 0 for e in steps)
@@ -143,12 +143,12 @@ def test_one_serialisation_of_a_result():
     import json
 
     from awrs_adapters.integrations.langchain import ChatAWRS
-    from awrs_adapters.runner import particle_table
+    from awrs_adapters.streaming import particle_table
 
     lm, c, T = ends_with_a()
     r = generate(lm, None, c, num_particles=16, max_tokens=T, seed=3)
     d = json.loads(json.dumps(r.to_dict()))
-    assert d["ok"] and d["text"] == r.text and d["posterior"] == r.posterior
+    assert d["ok"] and d["mode"] == r.mode and d["posterior"] == r.posterior
     assert abs(sum(p["weight"] for p in d["particles"]) - 1) < 1e-9
     assert [p["text"] for p in d["particles"]] == [p.text for p in r.particles]
     assert d["stats"]["tokens"] == r.stats.tokens and d["log_ml"] == r.log_ml

@@ -112,7 +112,7 @@ def test_unsatisfiable_constraint_ends_with_ok_false_and_a_hint(lm):
     assert not r.ok and r.posterior == {}
     assert all(p.log_weight == -math.inf for p in r.particles)
     with pytest.raises(NoValidSampleError, match="num_particles") as e:
-        r.text  # noqa: B018
+        r.mode  # noqa: B018
     assert "max_tokens" in str(e.value)
     with pytest.raises(NoValidSampleError):
         r.sample(np.random.default_rng(0))
@@ -128,3 +128,29 @@ def test_max_tokens_reached_says_so(lm):
 def test_as_constraint_accepts_callables():
     c = as_constraint(lambda s: s == "ab")
     assert isinstance(c, Predicate) and c.accepts("ab") and not c.accepts("a")
+
+
+def test_renamed_paths_warn_and_still_work() -> None:
+    """The old names (one release): awrs_adapters.constraint, .examples, .runner,
+    constraints.cache and SMCResult.text warn and give the renamed objects."""
+    import importlib
+    import sys
+    import warnings
+
+    from awrs_adapters import protocol, streaming, toy
+    from awrs_adapters.constraints import index_cache
+
+    for old, new in [("awrs_adapters.constraint", protocol), ("awrs_adapters.examples", toy),
+                     ("awrs_adapters.runner", streaming),
+                     ("awrs_adapters.constraints.cache", index_cache)]:
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=new.__name__):
+            mod = importlib.import_module(old)
+        assert mod is new
+    lm, c, T = toy.ends_with_a()
+    r = generate(lm, None, c, max_tokens=T, seed=0)
+    with pytest.warns(DeprecationWarning, match="SMCResult.mode"):
+        assert r.text == r.mode
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert r.to_dict()["mode"] == r.mode

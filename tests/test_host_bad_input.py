@@ -50,7 +50,7 @@ def test_lone_surrogates_in_stops_and_grammars():
 
 def test_result_sample_takes_a_seed_or_none():
     from awrs_adapters import generate
-    from awrs_adapters.examples import ends_with_a
+    from awrs_adapters.toy import ends_with_a
 
     lm, c, T = ends_with_a()
     res = generate(lm, None, c, num_particles=8, max_tokens=T, seed=0)

@@ -15,7 +15,6 @@ from transformers import LogitsProcessorList, StoppingCriteriaList, StopStringCr
 
 from awrs_adapters import ConfigError, generate
 from awrs_adapters.constraints import Potential, Predicate, Regex
-from awrs_adapters.examples import ends_with_a
 from awrs_adapters.integrations.transformers import (
     CUSTOM_GENERATE_DIR,
     AWRSLogitsProcessor,
@@ -24,6 +23,7 @@ from awrs_adapters.integrations.transformers import (
 )
 from awrs_adapters.lm import TransformersLM
 from awrs_adapters.testing import exact_lcd, exact_posterior, total_variation
+from awrs_adapters.toy import ends_with_a
 from awrs_adapters.vocab import decode_prefix
 
 from test_transformers_lm import get_tokenizer, tiny_llama

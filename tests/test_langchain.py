@@ -20,8 +20,8 @@ from langchain_tests.unit_tests import ChatModelUnitTests
 
 from awrs_adapters import GenerationTimeoutError, NoValidSampleError
 from awrs_adapters.constraints import Predicate
-from awrs_adapters.examples import ends_with_a
 from awrs_adapters.integrations.langchain import AWRSLLM, ChatAWRS, messages_to_chat
+from awrs_adapters.toy import ends_with_a
 
 from conftest import hashed_lm
 

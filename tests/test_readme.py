@@ -80,7 +80,7 @@ def check_real_model(code: str, ns: dict, out: str) -> None:
     was written."""
     r = ns["r"]
     pattern = re.search(r'Regex\(r"(.*?)"\)', code).group(1)
-    assert r.ok and re.fullmatch(pattern, r.text), r.text
+    assert r.ok and re.fullmatch(pattern, r.mode), r.mode
     assert r.summary().splitlines()[0] in out
     assert Path("run.png").stat().st_size > 10_000
 

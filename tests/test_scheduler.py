@@ -15,8 +15,8 @@ import pytest
 from awrs_adapters.constraints import Predicate
 from awrs_adapters.errors import ConfigError, ConstraintError, GenerationTimeoutError
 from awrs_adapters.lm import TransformersLM
-from awrs_adapters.runner import RunParams, run_streaming
 from awrs_adapters.scheduler import Call, Scheduler, scheduler_for
+from awrs_adapters.streaming import RunParams, run_streaming
 
 from test_transformers_lm import get_tokenizer, tiny_llama
 

@@ -183,8 +183,8 @@ def test_concurrent_calls_share_forwards_and_keep_their_results(lm):
     import threading
 
     from awrs_adapters.constraints import Predicate
-    from awrs_adapters.runner import RunParams, run_streaming
     from awrs_adapters.scheduler import scheduler_for
+    from awrs_adapters.streaming import RunParams, run_streaming
 
     c = Predicate(complete=lambda s: len(s) >= 2, prefix=lambda s: "q" not in s)
     prompts = PROMPTS + ["lorem ipsum dolor"]

@@ -16,9 +16,9 @@ import torch
 
 from awrs_adapters import AWRS, generate
 from awrs_adapters.constraints import Potential, Predicate, Regex
-from awrs_adapters.examples import ends_with_a
 from awrs_adapters.lm import FunctionLM
 from awrs_adapters.testing import check_prefix_soundness, exact_posterior, total_variation
+from awrs_adapters.toy import ends_with_a
 from awrs_adapters.vocab import Vocabulary
 
 from conftest import SetBound, hashed_lm

@@ -148,7 +148,7 @@ def test_json_schema_generation_through_vllm(vl):
     assert r.ok, r.diagnostics
     import jsonschema
 
-    jsonschema.validate(json.loads(r.text), schema)
+    jsonschema.validate(json.loads(r.mode), schema)
     assert math.isclose(sum(r.posterior.values()), 1.0, rel_tol=1e-9)
 
 

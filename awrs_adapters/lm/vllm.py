@@ -25,7 +25,7 @@ Example::
     lm = load(backend="vllm", enforce_eager=True)   # the embedded SmolLM2 on vLLM
     # any model: VLLMLM.from_pretrained("meta-llama/Llama-3.1-8B-Instruct", tensor_parallel_size=2)
     r = generate(lm, "A year: ", Regex(r"(19|20)[0-9]{2}"), num_particles=8, max_tokens=8, seed=0)
-    print(r.text)
+    print(r.mode)
 """
 
 from __future__ import annotations
