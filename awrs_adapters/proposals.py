@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .awrs import TokenDraw, float64_rows
+from .awrs import AWRS, TokenDraw, TokenSampler, float64_rows
 from .gumbel import gumbel_keys, gumbel_orders
 from .protocol import BoundConstraint
 
-__all__ = ["DirectSampler", "MaskSampler"]
+__all__ = ["DirectSampler", "MaskSampler", "make_proposal"]
 
 
 class DirectSampler:
@@ -116,3 +116,23 @@ def _sweep(bound: BoundConstraint, state: Any, possible: np.ndarray) -> tuple[np
         checks += 1
         ok[y] = bound.sweep_check(state, y)
     return ok, checks
+
+
+def make_proposal(method: str, estimator: str = "recursive", switch: str | int = "adaptive",
+                  greedy: bool = False) -> TokenSampler:
+    """The token sampler of SMC's ``method`` (already validated).
+
+    ``awrs-smc``: AWRS with ``estimator``'s proper weights; ``lcd``: AWRS's exact draws
+    from the locally constrained distribution with improper (unit) weights, what masking
+    samples; ``sample-verify``: :class:`DirectSampler`; ``mask-smc``:
+    :class:`MaskSampler`. ``greedy`` (temperature 0): the most probable valid token.
+    """
+    if greedy:
+        return AWRS("improper", switch=switch, greedy=True)
+    if method == "awrs-smc":
+        return AWRS(estimator, switch=switch)  # type: ignore[arg-type]
+    if method == "lcd":
+        return AWRS("improper", switch=switch)
+    if method == "sample-verify":
+        return DirectSampler()
+    return MaskSampler()

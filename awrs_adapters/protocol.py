@@ -12,11 +12,13 @@ module and load only when used.
   and an exact ``fast_mask`` of allowed tokens.
 * Slow path (:class:`~awrs_adapters.constraints.Predicate`): a Python check on decoded
   text, run only on candidates the sampler draws.
-* Critics (:class:`~awrs_adapters.constraints.Potential`): soft log-weights applied by
-  SMC as importance weights (twists), never in the proposal.
+* Potentials (:class:`~awrs_adapters.constraints.Potential`): soft log-weights applied by
+  SMC as importance weights, never in the proposal. (One concept, one name: a
+  potential's score of a prefix is its *twist*, as in the end-aware twist of
+  :mod:`awrs_adapters.twist`; the engine's "potentials" are these parts.)
 
 Constraints compose with ``&`` (:class:`And`; :func:`split` separates the Boolean
-proposal from the critics). :func:`as_constraint` turns what users pass (None, a
+proposal from the potentials). :func:`as_constraint` turns what users pass (None, a
 function, an Outlines type, a pydantic class, a JSON schema) into a constraint.
 
 Example::
@@ -32,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import importlib
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -59,11 +62,18 @@ State = Any
 class Constraint(ABC):
     """Anything that can be bound to a vocabulary and combined with ``&``.
 
-    Subclasses say whether they are Boolean (``is_critic = False``: used in the
-    proposal) or soft (``is_critic = True``: used as an importance weight).
+    Subclasses say whether they are Boolean (``is_potential = False``: used in the
+    proposal) or soft (``is_potential = True``: used as an importance weight).
     """
 
-    is_critic: bool = False
+    is_potential: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "is_critic" in cls.__dict__:  # the old name of is_potential (one release)
+            warnings.warn(f"{cls.__name__}.is_critic was renamed to is_potential",
+                          DeprecationWarning, stacklevel=2)
+            cls.is_potential = bool(cls.__dict__["is_critic"])
 
     @abstractmethod
     def bind(self, vocab: Vocabulary) -> BoundConstraint:
@@ -172,7 +182,7 @@ class TrueConstraint(TokenConstraint):
 
 
 class And(Constraint):
-    """Accepts a string when every part does (critic parts weight it)."""
+    """Accepts a string when every part does (potential parts weight it)."""
 
     parts: tuple[Constraint, ...]
 
@@ -183,22 +193,22 @@ class And(Constraint):
         self.parts = tuple(flat)
 
     def split(self) -> tuple[Constraint, list[Constraint]]:
-        """(the Boolean proposal constraint, the critic parts)."""
-        booleans = [p for p in self.parts if not p.is_critic]
-        critics = [p for p in self.parts if p.is_critic]
+        """(the Boolean proposal constraint, the potential parts)."""
+        booleans = [p for p in self.parts if not p.is_potential]
+        potentials = [p for p in self.parts if p.is_potential]
         if not booleans:
-            return TrueConstraint(), critics
+            return TrueConstraint(), potentials
         if len(booleans) == 1:
-            return booleans[0], critics
-        return And(*booleans), critics
+            return booleans[0], potentials
+        return And(*booleans), potentials
 
     def accepts(self, text: str) -> bool:
         return all(p.accepts(text) for p in self.parts)
 
     def bind(self, vocab: Vocabulary) -> BoundConstraint:
-        proposal, critics = self.split()
-        if critics:
-            return proposal.bind(vocab)  # critics are applied by the engine
+        proposal, potentials = self.split()
+        if potentials:
+            return proposal.bind(vocab)  # potentials are applied by the engine
         bounds = [p.bind(vocab) for p in self.parts]
         return AndBound(vocab, bounds)
 
@@ -207,12 +217,12 @@ class And(Constraint):
 
 
 def split(constraint: Constraint | None) -> tuple[Constraint, list[Constraint]]:
-    """Split any constraint into (Boolean proposal, critics)."""
+    """Split any constraint into (Boolean proposal, potentials)."""
     if constraint is None:
         return TrueConstraint(), []
     if isinstance(constraint, And):
         return constraint.split()
-    if constraint.is_critic:
+    if constraint.is_potential:
         return TrueConstraint(), [constraint]
     return constraint, []
 

@@ -3,7 +3,7 @@
 Overview: :class:`SMC` is an iterator; ``next(smc)`` runs one step, ``run()`` finishes
 and returns an :class:`~awrs_adapters.results.SMCResult`. Each step: one batched LM call
 for all live particles; every live particle takes one proposal draw (its log weight
-grows by the draw's log estimate); critics add ``log φ(prefix_t) − log φ(prefix_{t−1})``
+grows by the draw's log estimate); potentials add ``log φ(prefix_t) − log φ(prefix_{t−1})``
 (the complete score at EOS); a particle that draws EOS is finished, one whose draw failed
 is dead (``-inf``); then the unfinished slots (live and dead particles) are resampled from
 the live particles when their ESS is below τ times their number (τ = 0.5 at every N),
@@ -11,40 +11,16 @@ each taking the log-mean-exp of those slots' old weights.
 At ``max_tokens`` every live particle is forced to EOS with ``w += log p(EOS)`` and the
 completeness check.
 
-End-aware twist (``twist="end"``, the default whenever SMC resamples). Intermediate
-weights are blind to ``max_tokens``: under a loose prefix check a lineage that rambles
-on keeps a high weight (nothing it writes is rejected) while one that wants to end where
-the constraint does not let it loses mass, so resampling copies the rambler, which then
-hits the wall with every copy. The twist anticipates the end. After a live particle's
-next-token row is computed (the forward of the step after its draw), its valid-end
-hazard is ``h = [the text passes the complete check]·(p(EOS) + p(tokens that begin with
-a stop sequence))`` (the mass that would end it now, accepted), and with ``k = T − t + 1``
-chances to end left (``t`` tokens written, ``T = max_tokens``, the forced end included)
-its twist is ``ψ = 1 − (1 − max(h, h0))^k``, the chance of a valid end within the
-remaining steps if that hazard held, with the prior hazard ``h0 = 1/(T + 1)`` for a
-text that cannot end now. Far from the wall ``ψ`` is close to 1 for every particle (it
-barely moves the weights); one step from it ``ψ ≈ h``, the weight the forced end will
-give. It is applied as a critic's twist, ``w += log ψ_t − log ψ_{t−1}``, before the
-resampling decision, and removed (``w −= log ψ``) when the particle finishes, where the
-true end weight takes over: the weights at the end and ``log_ml`` are those of the
-untwisted target (any twist ``0 < ψ <= 1`` leaves it unchanged), only which lineages
-resampling copies moves. Without resampling (``ess_threshold=0``) it would cancel, and
-it is not computed.
+End-aware twist (``twist="end"``, the default whenever SMC resamples): before each
+resampling decision every live particle's weight carries ``log ψ``, its chance of a valid
+end within the remaining tokens, removed when it finishes (see :mod:`awrs_adapters.twist`);
+the target and ``log_ml`` are unchanged, only which lineages resampling copies moves.
 
-Finished particles keep their place (``resample_finished=False``, the default). A
-finished particle cannot change, so resampling it only adds noise: its copies waste
-slots, and dropping it (likely when its end weight p(EOS) was small) loses a valid
-output for lineages that may never end, the other face of resampling's blindness to the
-end. Each finished particle keeps its slot and weight; the other slots are refilled
-from the live particles in proportion to their weights and share their total weight
-equally, so the total weight (and ``log_ml``) and the target are unchanged (resampling
-within a subset of the particles is still unbiased). Measured: on the pattern domain it
-removed six of the ten generations where every awrs-smc particle failed and LCD
-succeeded (benchmarks/results/patterns_losses_keepfinished.md; 137 patterns x 3 seeds:
-benchmarks/results/patterns_dev_keepfinished_paired.md); on exact toy tasks its TV is
-never above the whole-population scheme's (benchmarks/results/end_twist.md).
+Finished particles keep their place (``resample_finished=False``, the default): only the
+unfinished slots are refilled, from the live particles (see
+:func:`awrs_adapters.resampling.refill`).
 
-The model (LM + constraint + critics) is kept apart from the engine: users pass or
+The model (LM + constraint + potentials) is kept apart from the engine: users pass or
 compose constraints, never subclass ``SMC``.
 
 Example::
@@ -70,66 +46,24 @@ import numpy as np
 import torch
 
 from . import resampling as rs
-from .awrs import AWRS, TokenDraw, TokenSampler
+from .arguments import METHODS, MIN_TEMPERATURE, TWISTS, validate_args
+from .awrs import TokenDraw, TokenSampler
 from .deadline import DeadlineBound
-from .errors import ConfigError, GenerationTimeoutError, LMError
-from .lm.base import LanguageModel
-from .proposals import DirectSampler, MaskSampler
+from .errors import ConfigError, GenerationTimeoutError
+from .hints import failure_hint
+from .lm.base import LanguageModel, check_logprobs
+from .proposals import make_proposal
 from .protocol import as_constraint, split
 from .results import Particle, SMCResult, Stats
 from .stops import StopBound, check_stop
+from .twist import end_hazards, end_token_ids, log_end_twist, retwist
 from .vocab import decode_prefix, decode_text
 
-__all__ = ["DEAD", "DONE", "LIVE", "METHODS", "SMC", "TWISTS", "validate_args"]
+__all__ = ["DEAD", "DONE", "LIVE", "METHODS", "MIN_TEMPERATURE", "SMC", "TWISTS", "validate_args"]
 
-METHODS = ("awrs-smc", "lcd", "sample-verify", "mask-smc")
 #: a particle's status (``SMC.status[i]``): still drawing, finished (EOS, a stop, a
 #: criterion), or dead (weight 0)
 LIVE, DONE, DEAD = 0, 1, 2
-#: the smallest positive temperature: float32 logits divided by less overflow (3.4e38)
-#: once a logit is ~3e8 in size, and the row turns to NaN; anything this cold samples
-#: like greedy decoding (temperature=0) anyway
-MIN_TEMPERATURE = 1e-30
-#: ``twist=`` values: ``"end"`` (the end-aware twist, see the module doc) or ``"none"``
-TWISTS = ("end", "none")
-
-
-def validate_args(
-    num_particles: Any, max_tokens: Any, method: Any, ess_threshold: Any, resampling: Any,
-    temperature: Any, twist: Any = "end",
-) -> None:
-    """Raise ``ConfigError`` for any argument that cannot work, before any work."""
-    if twist not in TWISTS:
-        raise ConfigError(
-            f"twist={twist!r} is unknown; use 'end' (the default: resampling anticipates "
-            "whether a particle can end before max_tokens) or 'none'"
-        )
-    if isinstance(num_particles, bool) or not isinstance(num_particles, int | np.integer) or num_particles < 1:
-        raise ConfigError(f"num_particles={num_particles!r}; pass an int >= 1 (e.g. num_particles=8)")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int | np.integer) or max_tokens < 1:
-        raise ConfigError(f"max_tokens={max_tokens!r}; pass an int >= 1 (e.g. max_tokens=128)")
-    if method not in METHODS:
-        raise ConfigError(f"method={method!r} is unknown; use one of {list(METHODS)}")
-    try:
-        tau = 0.0 if ess_threshold is None else float(ess_threshold)
-    except (TypeError, ValueError):
-        tau = math.nan
-    if isinstance(ess_threshold, bool) or not 0.0 <= tau <= 1.0:
-        raise ConfigError(
-            f"ess_threshold={ess_threshold!r}; pass a number in [0, 1] (resample when ESS < "
-            "ess_threshold·N; 0 never resamples) or None (the default: 0.5)"
-        )
-    rs.check_scheme(resampling)
-    try:
-        temp = float(temperature)
-    except (TypeError, ValueError):
-        temp = math.nan
-    if not (temp >= 0.0 and math.isfinite(temp)) or 0.0 < temp < MIN_TEMPERATURE:
-        raise ConfigError(
-            f"temperature={temperature!r}; pass 0 (greedy decoding) or a finite number >= "
-            f"{MIN_TEMPERATURE} (1.0 samples the model as is; below that the scaled logits "
-            "overflow float32: use 0 for greedy decoding)"
-        )
 
 
 class SMC:
@@ -139,7 +73,7 @@ class SMC:
         lm: the language model (prior).
         prompt: passed to ``lm.start``.
         constraint: anything :func:`~awrs_adapters.constraints.as_constraint` accepts;
-            Boolean parts go into the proposal, critic parts weight the particles.
+            Boolean parts go into the proposal, potential parts weight the particles.
         num_particles: N.
         max_tokens: tokens per particle before EOS is forced.
         method: ``"awrs-smc"``, ``"lcd"``, ``"sample-verify"`` or ``"mask-smc"``.
@@ -198,7 +132,7 @@ class SMC:
         self.lm = lm
         self.vocab = lm.vocab
         self.eos = lm.vocab.eos_token_id
-        proposal_c, self.critics = split(as_constraint(constraint))
+        proposal_c, self.potentials = split(as_constraint(constraint))
         self.stop = check_stop(stop)
         self.bound = proposal_c.bind(lm.vocab)
         self.stop_bound: StopBound | None = None
@@ -214,17 +148,9 @@ class SMC:
         self.resampling = resampling
         self.resample_finished = bool(resample_finished)
         self.rng = rng
+        self.proposal: TokenSampler = make_proposal(method, estimator, switch, self.greedy)
         if self.greedy:  # the most probable valid token at each step; no weights
-            self.proposal: TokenSampler = AWRS("improper", switch=switch, greedy=True)
             self.tau = 0.0
-        elif method == "awrs-smc":
-            self.proposal = AWRS(estimator, switch=switch)  # type: ignore[arg-type]
-        elif method == "lcd":
-            self.proposal = AWRS("improper", switch=switch)
-        elif method == "sample-verify":
-            self.proposal = DirectSampler()
-        else:
-            self.proposal = MaskSampler()
 
         N = self.N
         self.token_ids: list[tuple[int, ...]] = [()] * N
@@ -232,7 +158,7 @@ class SMC:
         s0 = self.bound.initial_state()
         self.cstate: list[Any] = [s0] * N
         self.logw = np.zeros(N)
-        self.phi = np.zeros(N)  # critics' last prefix log-weight
+        self.phi = np.zeros(N)  # potentials' last prefix log-weight
         # the end-aware twist: log ψ of each particle's current twist (0 when none), and
         # the rows computed ahead for it (the next step's log-probabilities, live order)
         self.end_twist = twist == "end" and self.tau > 0.0 and not self.greedy
@@ -248,16 +174,14 @@ class SMC:
         self.resampled: list[bool] = []
         self.ancestors: list[np.ndarray] = []
         self.stats = Stats()
-        # why particles died, for the hint: dead_end (no valid token), potential (a
-        # critic scored -inf), incomplete (not accepted when max_tokens or a stopping
-        # criterion ended it), no_end (p(EOS) = 0 where the end was forced)
+        # why particles died, for the hint (the causes: awrs_adapters.hints.failure_hint)
         self.deaths: dict[str, int] = dict.fromkeys(
             ("dead_end", "potential", "incomplete", "no_end"), 0)
         self.phi0 = 0.0
-        if self.critics:
+        if self.potentials:
             # the weights start at the twist of the empty text, so that the increments
             # telescope to the complete score: exp(log_ml) then estimates Z itself
-            self.phi0 = self._critic_prefix("")
+            self.phi0 = self._potential_prefix("")
             self.phi[:] = self.phi0
             self.logw[:] = self.phi0
             if self.phi0 == -math.inf:  # nothing can be accepted: every particle is dead
@@ -291,11 +215,11 @@ class SMC:
     def ess(self) -> float:
         return rs.ess(self.logw)
 
-    def _critic_prefix(self, text: str) -> float:
-        return float(sum(c.log_prefix(text) for c in self.critics))  # type: ignore[attr-defined]
+    def _potential_prefix(self, text: str) -> float:
+        return float(sum(c.log_prefix(text) for c in self.potentials))  # type: ignore[attr-defined]
 
-    def _critic_complete(self, text: str) -> float:
-        return float(sum(c.log_complete(text) for c in self.critics))  # type: ignore[attr-defined]
+    def _potential_complete(self, text: str) -> float:
+        return float(sum(c.log_complete(text) for c in self.potentials))  # type: ignore[attr-defined]
 
     # -- one step -----------------------------------------------------------------
     def __iter__(self) -> Iterator[SMC]:
@@ -312,14 +236,7 @@ class SMC:
         logp = self.batch.logprobs()
         self.stats.lm_seconds += time.perf_counter() - t0
         self.stats.lm_calls += 1
-        if torch.isnan(logp).any() or torch.isposinf(logp).any():
-            bad = "NaN" if torch.isnan(logp).any() else "+inf"
-            raise LMError(
-                f"the language model returned {bad} log-probabilities at step {self.t}; check "
-                "the model's dtype (fp16 overflow on CPU is common: use float32), its inputs, "
-                "and that no row gives every token probability 0 (normalising an all -inf "
-                "row gives NaN)"
-            )
+        check_logprobs(logp, self.t)
         if self.temperature not in (0.0, 1.0) and not self._lm_temperature:
             logp = torch.log_softmax(logp / self.temperature, dim=-1)
         return logp
@@ -381,42 +298,26 @@ class SMC:
         self._maybe_resample()
 
     # -- the end-aware twist ---------------------------------------------------------
-    def _end_token_ids(self) -> torch.Tensor:
-        """EOS and every token that begins with a stop sequence (ends the text as it is)."""
-        if self._end_ids is None:
-            ids = {self.eos}
-            for s in self.stop:
-                ids.update(self.vocab.trie.with_prefix(s.encode("utf-8")).tolist())
-            self._end_ids = torch.tensor(sorted(ids), dtype=torch.long)
-        return self._end_ids
-
     def _retwist(self, logp: torch.Tensor) -> None:
         """Replace each live particle's end-aware twist by the one for its current text.
 
         ``logp``: ``[live, V]`` next-token log-probabilities of the live particles (in
-        index order). See the module doc for ``ψ``.
+        index order). See :mod:`awrs_adapters.twist` for ``ψ``.
         """
         live = np.flatnonzero(self.status == LIVE)
         if not len(live):
             return
-        ids = self._end_token_ids().to(logp.device)
-        lend = torch.logsumexp(logp[:, ids].to(torch.float64), dim=1).cpu().numpy()
-        h = np.exp(np.minimum(lend, 0.0))
+        if self._end_ids is None:
+            self._end_ids = end_token_ids(self.vocab, self.stop)
+        h = end_hazards(logp, self._end_ids)
         for j, i in enumerate(live):
             if h[j] > 0.0 and not self.bound.trivial:
                 self.stats.constraint_checks += 1
                 if not self.bound.check(self.cstate[i], self.eos):
                     h[j] = 0.0
-        k = self.max_tokens - self.t + 1  # chances left to end, the forced end included
-        h0 = 1.0 / (self.max_tokens + 1)
-        hk = np.maximum(h, h0)
-        with np.errstate(divide="ignore"):
-            logpsi = np.log(-np.expm1(k * np.log1p(-np.minimum(hk, 1.0))))
-        logpsi = np.where(np.isfinite(logpsi), logpsi, 0.0)  # h = 1: ψ = 1
-        live_w = self.logw[live]
-        ok = live_w > -math.inf
-        self.logw[live] = np.where(ok, live_w + logpsi - self.psi[live], live_w)
-        self.psi[live] = np.where(ok, logpsi, 0.0)
+        # chances left to end, the forced end included
+        logpsi = log_end_twist(h, self.max_tokens - self.t + 1, self.max_tokens)
+        retwist(self.logw, self.psi, live, logpsi)
 
     def _untwist(self, i: int) -> None:
         """Particle ``i`` finished: its true end weight replaces the end-aware twist."""
@@ -442,10 +343,10 @@ class SMC:
         return out
 
     def _score_complete(self, i: int) -> None:
-        """Replace particle i's last twist by the critics' complete score of its text."""
-        if self.critics:
+        """Replace particle i's last twist by the potentials' complete score of its text."""
+        if self.potentials:
             text = decode_text(self.data[i])
-            self.logw[i] += self._critic_complete(text) - self.phi[i]
+            self.logw[i] += self._potential_complete(text) - self.phi[i]
 
     def _apply(self, i: int, d: TokenDraw) -> None:
         if d.token is None or d.log_weight == -math.inf:
@@ -470,8 +371,8 @@ class SMC:
                 self.stopped[i] = True
             self._untwist(i)
             self._score_complete(i)
-        elif self.critics:
-            phi = self._critic_prefix(decode_prefix(self.data[i]))
+        elif self.potentials:
+            phi = self._potential_prefix(decode_prefix(self.data[i]))
             self.logw[i] += phi - self.phi[i] if phi > -math.inf else -math.inf
             self.phi[i] = phi
         if self.logw[i] == -math.inf:
@@ -490,28 +391,18 @@ class SMC:
                 or e_pool == 0.0):
             self.resampled.append(False)
             return
-        a = np.arange(self.N)
-        a[pool] = pool[rs.resample(self.resampling, rs.normalise(self.logw[pool]), self.rng)]
-        live_before = np.flatnonzero(self.status == LIVE)
-        row_of = np.full(self.N, -1)
-        row_of[live_before] = np.arange(len(live_before))
+        a, logw = rs.refill(self.resampling, self.logw, pool, self.rng)
+        row_of = np.cumsum(self.status == LIVE) - 1  # a live particle's row in the batch
         new_rows = [int(row_of[k]) for k in a if self.status[k] == LIVE]
         t0 = time.perf_counter()
         self.batch.select(new_rows)
         if self._next_logp is not None:
             self._next_logp = self._next_logp[torch.as_tensor(new_rows, dtype=torch.long)]
         self.stats.lm_seconds += time.perf_counter() - t0
-        lme = rs.log_mean_exp(self.logw[pool])
-        logw = self.logw.copy()
-        logw[pool] = lme
-        self.token_ids = [self.token_ids[k] for k in a]
-        self.data = [self.data[k] for k in a]
-        self.cstate = [self.cstate[k] for k in a]
-        self.phi = self.phi[a]
-        self.psi = self.psi[a]
-        self.status = self.status[a]
-        self.truncated = self.truncated[a]
-        self.stopped = self.stopped[a]
+        self.token_ids, self.data, self.cstate = (
+            [x[k] for k in a] for x in (self.token_ids, self.data, self.cstate))
+        self.phi, self.psi, self.status, self.truncated, self.stopped = (
+            x[a] for x in (self.phi, self.psi, self.status, self.truncated, self.stopped))
         self.logw = logw
         self.ancestors.append(np.asarray(a))
         self.resampled.append(True)
@@ -521,7 +412,7 @@ class SMC:
         """End live particles ``indices`` where they are (a stopping criterion fired).
 
         The output so far is the particle's final text: it must pass the constraint's
-        complete check (the particle dies otherwise), and critics add their complete
+        complete check (the particle dies otherwise), and potentials add their complete
         score, as at EOS. The proposal did not know the criterion, so this weighting is
         exact but may waste particles; stop *sequences* belong in ``stop=`` instead.
         The LM rows of those particles are freed.
@@ -582,72 +473,16 @@ class SMC:
             for i in range(self.N)
         ]
         log_ml = None if self.method == "lcd" or self.greedy else rs.log_mean_exp(self.logw)
-        res = SMCResult(
-            particles=particles,
-            log_ml=log_ml,
-            ess_history=self.ess_history,
-            resampled=self.resampled,
-            stats=self.stats,
-            method=self.method,
-            ancestors=self.ancestors,
-            ess_threshold=self.tau,
-        )
+        res = SMCResult(particles=particles, log_ml=log_ml, ess_history=self.ess_history,
+                        resampled=self.resampled, stats=self.stats, method=self.method,
+                        ancestors=self.ancestors, ess_threshold=self.tau)
         if not res.ok:
             res.hint = self._hint()
         return res
 
     def _hint(self) -> str:
-        if self.phi0 == -math.inf:
-            return (
-                "no particle could start: a potential's prefix score on the empty text is "
-                "-inf, which rules out every output. If some output should be accepted, "
-                "make its prefix function return a finite log-weight on '' (a twist may be "
-                "-inf only where no completion can score above -inf)."
-            )
-        d = self.deaths
-        msg = (
-            f"all {self.N} particles died: no complete string of at most "
-            f"{self.max_tokens} tokens was accepted by the constraint ({self.method}). "
-        )
-        if d["incomplete"]:
-            msg += (
-                f"{d['incomplete']} particle(s) reached max_tokens={self.max_tokens} (or a "
-                "stopping criterion) before the constraint accepted their text: raise "
-                "max_tokens. "
-            )
-        if d["no_end"]:
-            msg += (
-                f"{d['no_end']} particle(s) had an accepted text at max_tokens but the model "
-                "gives the end token probability 0 there (a logits processor or bias that "
-                "removes it, or an eos_token_id that is not the model's end). "
-            )
-        if d["potential"]:
-            msg += (
-                f"{d['potential']} particle(s) were given weight 0 by a Potential (a score of "
-                "-inf): check what its functions return on the texts they saw. "
-            )
-        if d["dead_end"]:
-            msg += (
-                f"{d['dead_end']} draw(s) met a dead end (no next token keeps the text valid "
-                "with probability > 0): a prefix check that cannot see a dead end coming, or "
-                "a model that gives every valid token probability 0. "
-            )
-        if self.stop:
-            msg += (
-                f"Stop sequences {list(self.stop)} end an output where they first appear, "
-                "and the text before them must pass the constraint: a stop the constraint "
-                "needs inside its output (e.g. '\\n' in a multi-line format) makes it "
-                "unsatisfiable. "
-            )
-        longer = d["incomplete"] or d["dead_end"] or not any(d.values())
-        msg += (
-            "Try more particles (num_particles), "
-            + ("a larger max_tokens, " if longer else "")
-            + "a prompt that asks for the format, or check that the constraint can be "
-            "satisfied at all (e.g. its accepts() on an example)."
-        )
-        return msg
-
+        return failure_hint(n=self.N, max_tokens=self.max_tokens, method=self.method,
+                            deaths=self.deaths, stop=self.stop, no_start=self.phi0 == -math.inf)
 
 
 def _common_prefix(seqs: list[Any], empty: Any) -> Any:

@@ -4,7 +4,7 @@ Overview:
 
 * :func:`exact_posterior` enumerates every string of a small :class:`FunctionLM` and
   returns the exact target ``P(x) ∝ Q(x)·C(x)`` and its normaliser Z, from the
-  definition alone (the complete check; critics multiply in ``exp(complete score)``),
+  definition alone (the complete check; potentials multiply in ``exp(complete score)``),
   so that an unsound prefix check in the sampler shows up as a wrong posterior.
 * :func:`exact_lcd` is the distribution that locally constrained decoding samples.
 * :func:`check_proper_weighting` runs a token sampler many times and compares the mean
@@ -54,8 +54,8 @@ __all__ = [
 ]
 
 
-def _critic_logw(critics: list[Any], text: str) -> float:
-    return float(sum(c.log_complete(text) for c in critics))
+def _potential_logw(potentials: list[Any], text: str) -> float:
+    return float(sum(c.log_complete(text) for c in potentials))
 
 
 def _rows(lm: FunctionLM, prefix: tuple[int, ...], temperature: float) -> np.ndarray:
@@ -77,14 +77,14 @@ def exact_posterior(
 
     Every token sequence of at most ``max_tokens`` tokens is enumerated (the end forced
     at ``max_tokens`` exactly as the engine does) and weighted by
-    ``Q(x)·C(x)·exp(Σ critics' complete scores)``, where ``C`` is the Boolean parts'
+    ``Q(x)·C(x)·exp(Σ potentials' complete scores)``, where ``C`` is the Boolean parts'
     whole-string check (``accepts``) of the decoded text. Nothing of the sampler's
     machinery (prefix checks, masks, look-ahead) enters, so an unsound prefix check shows
     up as a difference. Control tokens (``vocab.special_ids``) are never part of an
     output. With ``stop``, an output ends at the token that completes the first stop
     sequence and is the text before it. Exponential in ``max_tokens``: small problems.
     """
-    proposal, critics = split(as_constraint(constraint))
+    proposal, potentials = split(as_constraint(constraint))
     vocab = lm.vocab
     eos = vocab.eos_token_id
     stops = [x.encode("utf-8") for x in stop if x]
@@ -95,7 +95,7 @@ def exact_posterior(
         text = decode_text(data)
         if not proposal.accepts(text):
             return
-        lw = logq + (_critic_logw(critics, text) if critics else 0.0)
+        lw = logq + (_potential_logw(potentials, text) if potentials else 0.0)
         if lw > -math.inf:
             out[text] = out.get(text, 0.0) + math.exp(lw)
 
@@ -131,7 +131,7 @@ def exact_lcd(
     the bound constraint accepts at each step), so unlike :func:`exact_posterior` this
     reference uses them.
     """
-    proposal, critics = split(as_constraint(constraint))
+    proposal, potentials = split(as_constraint(constraint))
     bound = proposal.bind(lm.vocab)
     eos = lm.vocab.eos_token_id
     out: dict[str, float] = {}
@@ -151,7 +151,7 @@ def exact_lcd(
             lq = logq + float(lp[y]) - norm
             if y == eos:
                 text = decode_text(lm.vocab.token_bytes(prefix))
-                w = math.exp(lq + (_critic_logw(critics, text) if critics else 0.0))
+                w = math.exp(lq + (_potential_logw(potentials, text) if potentials else 0.0))
                 out[text] = out.get(text, 0.0) + w
             else:
                 visit(prefix + (y,), bound.advance(state, y), lq)
@@ -228,12 +228,12 @@ def check_potential(
     For each text the constraint accepts as complete, every prefix (each character
     boundary, or each UTF-8 byte boundary with ``prefixes="bytes"``) must pass the
     prefix check. Boolean constraints are checked through a one-token-per-byte
-    vocabulary; critics must give every prefix a finite log-weight.
+    vocabulary; potentials must give every prefix a finite log-weight.
     """
     from .vocab import Vocabulary
 
     c = as_constraint(constraint)
-    proposal, critics = split(c)
+    proposal, potentials = split(c)
     vocab = Vocabulary([bytes([i]) for i in range(256)] + [b""], 256)
     bound = proposal.bind(vocab)
     bad: list[str] = []
@@ -251,10 +251,10 @@ def check_potential(
         else:
             if not bound.check(state, 256):
                 bad.append(f"EOS rejected after {text!r}")
-        for cr in critics:
+        for cr in potentials:
             for k in range(len(text) + 1):
                 if cr.log_prefix(text[:k]) == -math.inf:  # type: ignore[attr-defined]
-                    bad.append(f"critic {cr!r} gives -inf to prefix {text[:k]!r}")
+                    bad.append(f"potential {cr!r} gives -inf to prefix {text[:k]!r}")
                     break
     return bad
 

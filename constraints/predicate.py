@@ -10,7 +10,7 @@ Where each check runs:
 * ``Predicate(prefix=...)``: in the proposal, on every candidate token. ``prefix`` must
   be *sound*: it may reject a prefix only if no completion of it can be accepted.
 * ``Predicate(complete=...)``: in the proposal, when EOS is the candidate.
-* ``Potential``: as a critic; never rejects in the proposal, so it may be soft or expensive.
+* ``Potential``: an importance weight; never rejects in the proposal, so it may be soft or expensive.
 
 Example::
 
@@ -460,7 +460,7 @@ class _PredicateBound(BoundConstraint):
 
 
 class Potential(Constraint):
-    """A soft log-weight on text, used by SMC as a critic (importance weight).
+    """A soft log-weight on text, used by SMC as an importance weight.
 
     Args:
         complete: ``fn(text) -> float``, the log-weight of a finished output
@@ -472,7 +472,7 @@ class Potential(Constraint):
             calls are counted in ``errors_count``).
     """
 
-    is_critic = True
+    is_potential = True
 
     def __init__(
         self,
@@ -538,7 +538,7 @@ class Potential(Constraint):
 
     def bind(self, vocab: Vocabulary) -> BoundConstraint:
         raise ConfigError(
-            "a Potential is a critic, not a proposal constraint; pass it as "
+            "a Potential is an importance weight, not a proposal constraint; pass it as "
             "constraint=... to generate, which applies it as an importance weight"
         )
 

@@ -402,8 +402,8 @@ def smc_generate(
         seed = int(torch.randint(0, 2**62, (1,)).item())
     rng = make_rng(seed)
     lm = _ProcessedLM(base, LogitsProcessorList(procs) if procs else None)
-    proposal, critics = split(as_constraint(constraint))
-    c = proposal if not critics else as_constraint(constraint)
+    proposal, potentials = split(as_constraint(constraint))
+    c = proposal if not potentials else as_constraint(constraint)
     # max length and EOS are the engine's own business (forced end with its weight and
     # the completeness check); stopping a particle there would return invalid text
     # stop strings are part of the target (the text before one must pass the constraint,

@@ -274,8 +274,8 @@ def implied_posterior(
     every token the bound lets through (``check``/``sweep_check`` and ``dead_prefix``
     pruning) and whose end passes ``check(state, EOS)``; the end is forced at
     ``max_tokens`` as the engine does. Normalised, with its normaliser."""
-    proposal, critics = split(as_constraint(constraint))
-    assert not critics
+    proposal, potentials = split(as_constraint(constraint))
+    assert not potentials
     vocab = lm.vocab
     bound = proposal.bind(vocab)
     eos = vocab.eos_token_id

@@ -154,3 +154,16 @@ def test_renamed_paths_warn_and_still_work() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert r.to_dict()["mode"] == r.mode
+
+
+def test_a_constraint_subclass_with_the_old_is_critic_name_still_weights() -> None:
+    from awrs_adapters.constraints import Potential
+    from awrs_adapters.protocol import split
+
+    with pytest.warns(DeprecationWarning, match="is_potential"):
+        class Old(Potential):
+            is_critic = True
+
+    assert Old.is_potential
+    p = Old(prefix=lambda s: 0.0, complete=lambda s: 0.0)
+    assert split(p)[1] == [p]

@@ -50,8 +50,8 @@ PROBLEMS = {
         lambda: Predicate(complete=even_a_no_cc, prefix=no_cc),
         4,
     ),
-    # multi-byte tokens, a critic with a twist
-    "critic": (
+    # multi-byte tokens, a potential with a twist
+    "potential": (
         lambda: hashed_lm([b"a", b"b", b"ab", b"ba", b""], 4, seed=3),
         # (the complete check must say "no aa" too: the reference is computed from it alone)
         lambda: Predicate(complete=lambda s: s.count("a") >= 1 and "aa" not in s,
@@ -135,7 +135,7 @@ def test_lcd_is_biased_on_ends_with_a():
 
 
 def test_seed_reproduces_a_run_exactly():
-    make_lm, make_c, T = PROBLEMS["critic"]
+    make_lm, make_c, T = PROBLEMS["potential"]
     lm, c = make_lm(), make_c()
     a = generate(lm, None, c, num_particles=16, max_tokens=T, seed=42)
     b = generate(lm, None, c, num_particles=16, max_tokens=T, seed=42)
@@ -159,7 +159,7 @@ def test_result_fields():
 
 
 def test_resampling_happens_and_keeps_the_target():
-    # a critic with a strong twist makes weights uneven, forcing resampling
+    # a potential with a strong twist makes weights uneven, forcing resampling
     lm = hashed_lm([b"a", b"b", b"c", b""], 3, seed=2, eos_bias=-1.0)
     c = Potential(complete=lambda s: -1.5 * s.count("c"), prefix=lambda s: -1.5 * s.count("c"))
     exact, _ = exact_posterior(lm, c, 4)

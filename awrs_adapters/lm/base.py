@@ -26,9 +26,10 @@ from typing import Any
 
 import torch
 
+from ..errors import LMError
 from ..vocab import Vocabulary
 
-__all__ = ["LanguageModel", "ParticleBatch", "merge_end_tokens"]
+__all__ = ["LanguageModel", "ParticleBatch", "check_logprobs", "merge_end_tokens"]
 
 
 class ParticleBatch(ABC):
@@ -91,3 +92,16 @@ def merge_end_tokens(lp: torch.Tensor, eos: int, ends: torch.Tensor) -> torch.Te
         lp.index_fill_(-1, others, -float("inf"))
         lp[:, eos] = eos_col
     return lp
+
+
+def check_logprobs(logp: torch.Tensor, step: int) -> None:
+    """Raise :class:`~awrs_adapters.errors.LMError` if rows ``logp`` ``[rows, V]`` hold a
+    NaN or +inf (``step``: the engine's step, for the message)."""
+    if torch.isnan(logp).any() or torch.isposinf(logp).any():
+        bad = "NaN" if torch.isnan(logp).any() else "+inf"
+        raise LMError(
+            f"the language model returned {bad} log-probabilities at step {step}; check "
+            "the model's dtype (fp16 overflow on CPU is common: use float32), its inputs, "
+            "and that no row gives every token probability 0 (normalising an all -inf "
+            "row gives NaN)"
+        )
