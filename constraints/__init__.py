@@ -31,7 +31,8 @@ from ..protocol import (
 from .grammar import Grammar
 from .json_schema import JSONSchema
 from .outlines_types import from_outlines
-from .predicate import Potential, Predicate
+from .potential import Potential
+from .predicate import Predicate
 from .pydantic import Pydantic
 from .regex import Regex
 from .tools import ToolCalls

@@ -200,7 +200,8 @@ class ToolCalls(Constraint):
         parallel: bool = False,
         validators: Mapping[str, type] | None = None,
     ) -> None:
-        from .json_schema import SchemaCheck, forbid_extra_keys
+        from .json_schema import forbid_extra_keys
+        from .schema_check import SchemaCheck
 
         specs = [normalize_tool(t) for t in tools]
         names = [s["name"] for s in specs]
