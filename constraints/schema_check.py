@@ -2,8 +2,8 @@
 
 Overview: :class:`SchemaCheck` parses a finished text (strict JSON: no NaN or
 Infinity) and validates it with the validator class the schema's ``$schema`` names
-(2020-12 by default), with every format checker ``jsonschema`` has here plus fallbacks
-(:mod:`.formats`). A ``$ref`` it cannot resolve is refused when the check is built, and
+(2020-12 by default) and that draft's format checkers (:func:`format_checker`; the
+RFC 3339, RFC 3986 and host-name checkers come from ``jsonschema[format-nongpl]``). A ``$ref`` it cannot resolve is refused when the check is built, and
 an exception raised inside a keyword becomes a ``ConstraintError`` naming the keyword
 and its place in the schema (the check cannot decide: it neither accepts nor rejects).
 :class:`~awrs_adapters.constraints.JSONSchema` and
@@ -19,13 +19,19 @@ Example::
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from ..caching import LRUCache
 from ..errors import ConstraintError
-from .formats import FALLBACK_FORMATS
 
-__all__ = ["SchemaCheck"]
+__all__ = ["SchemaCheck", "format_checker"]
+
+#: formats whose jsonschema checker needs a package of the ``format-nongpl`` extra
+#: (a dependency of this package; absent only where it was installed without them)
+_NEEDS_EXTRAS = frozenset({
+    "date-time", "time", "duration", "hostname", "idn-hostname", "uri", "uri-reference",
+    "iri", "iri-reference", "uri-template", "json-pointer", "relative-json-pointer", "color"})
 
 _SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions",
                    "dependentSchemas")
@@ -58,6 +64,24 @@ def _walk(schema: Any, path: str = "#"):
         elif k == "items" and isinstance(v, list):
             for i, sub in enumerate(v):
                 yield from _walk(sub, f"{path}/items/{i}")
+
+
+def format_checker(cls: Any) -> Any:
+    """The ``FormatChecker`` for validator class ``cls``: its draft's own checkers, and
+    for formats that draft does not define, the 2020-12 draft's (e.g. ``date`` in a
+    draft-4 schema). Not ``jsonschema.FormatChecker()``: that merges every draft's
+    checkers, and its ``time`` is draft 3's (``12:00:00`` passes, RFC 3339's
+    ``12:00:00Z`` fails)."""
+    import jsonschema
+
+    fc = jsonschema.FormatChecker(formats=())
+    fc.checkers = {**jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers,
+                   **cls.FORMAT_CHECKER.checkers}
+    return fc
+
+
+def _used_formats(schema: Any) -> set[str]:
+    return {sub["format"] for _, sub in _walk(schema) if isinstance(sub.get("format"), str)}
 
 
 def _reject_constant(name: str) -> Any:
@@ -153,12 +177,13 @@ class SchemaCheck:
                 f"the schema is invalid for {cls.__name__}: {e.message} at {where}; fix the "
                 "schema, or pass validate=False to skip the jsonschema check"
             ) from e
-        # every format jsonschema can check here (older drafts leave e.g. "date" unchecked),
-        # plus fallbacks for those whose checker needs a package that is not installed
-        formats = jsonschema.FormatChecker()
-        for name, fn in FALLBACK_FORMATS.items():
-            if name not in formats.checkers:
-                formats.checks(name)(fn)
+        formats = format_checker(cls)
+        missing = sorted(_used_formats(schema) & _NEEDS_EXTRAS - formats.checkers.keys())
+        if missing:
+            warnings.warn(
+                f"the schema's formats {missing} are not checked: their checkers need "
+                "jsonschema's format extras; pip install 'jsonschema[format-nongpl]'",
+                UserWarning, stacklevel=3)
         self.schema = schema
         self.validator = _guarded(cls)(schema, format_checker=formats)
         self._check_refs()

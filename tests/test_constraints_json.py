@@ -314,3 +314,41 @@ def test_awrs_smc_samples_the_posterior_of_jsonschema(backend):
     r = generate(lm, None, c, num_particles=2000, max_tokens=4, seed=0)
     tv = total_variation(exact, r.posterior)
     assert tv < 0.12, tv
+
+
+@pytest.mark.parametrize("schema, good, bad", [
+    # jsonschema.FormatChecker() merges every draft: its "time" is draft 3's %H:%M:%S
+    ({"type": "string", "format": "time"}, ['"12:00:00Z"', '"23:59:59.5+01:00"'],
+     ['"12:00:00"', '"25:00:00Z"']),
+    ({"type": "string", "format": "date-time"}, ['"2024-02-29T12:00:00Z"'],
+     ['"2023-02-29T12:00:00Z"', '"2024-01-01 10:00:00Z"']),
+    ({"type": "string", "format": "uri"}, ['"http://x.org/a?b#c"', '"urn:isbn:1"'],
+     ['"relative/path"', '"http://[::1]3"']),
+    ({"type": "string", "format": "hostname"}, ['"example.com"'], ['"-ab.com"', '"a..b"']),
+    # a draft-4 schema: "date" is not a draft-4 format; the 2020-12 checker is used for it
+    ({"$schema": "http://json-schema.org/draft-04/schema#", "type": "string",
+      "format": "date"}, ['"2024-02-28"'], ['"2024-02-30"']),
+])
+def test_formats_are_checked_by_the_schemas_own_draft(schema, good, bad) -> None:
+    """The end check's formats: the draft's own checkers (jsonschema[format-nongpl]).
+    Fails with jsonschema.FormatChecker() (draft 3's "time") or without the extras."""
+    from awrs_adapters.constraints.schema_check import SchemaCheck
+
+    check = SchemaCheck(schema)
+    assert all(check(t) for t in good), [t for t in good if not check(t)]
+    assert not any(check(t) for t in bad), [t for t in bad if check(t)]
+
+
+def test_a_format_without_its_checker_is_named(monkeypatch) -> None:
+    import jsonschema
+
+    from awrs_adapters.constraints import schema_check
+
+    def no_datetime(cls):
+        fc = jsonschema.FormatChecker(formats=())
+        fc.checkers = {k: v for k, v in cls.FORMAT_CHECKER.checkers.items() if k != "date-time"}
+        return fc
+
+    monkeypatch.setattr(schema_check, "format_checker", no_datetime)
+    with pytest.warns(UserWarning, match=r"\['date-time'\].*format-nongpl"):
+        schema_check.SchemaCheck({"type": "string", "format": "date-time"})
