@@ -49,6 +49,7 @@ __all__ = [
     "json_grammar",
     "ll_accepts",
     "ll_check_grammar",
+    "ll_token_mismatches",
     "ll_tokenizer",
 ]
 
@@ -100,18 +101,61 @@ _TOKENIZERS: LRUCache[Any] = LRUCache(maxsize=4)
 
 
 def ll_tokenizer(vocab: Vocabulary) -> Any:
-    """The ``llguidance.LLTokenizer`` for ``vocab`` (cached by content hash)."""
+    """The ``llguidance.LLTokenizer`` for ``vocab`` (cached by content hash).
+
+    llguidance's own (``llguidance.hf.from_tokenizer``) when ``vocab`` was read from a
+    Hugging Face fast tokenizer and llguidance reads the same bytes for every token and
+    the same control tokens; otherwise the one built from ``vocab``'s bytes
+    (:class:`_GreedyTokenizer`). Measured: the same on SmolLM2 and the test tokenizers;
+    on Gemma 3 llguidance makes its added HTML tokens (``<table>``...) control tokens,
+    which the model can write as text, so ours is used.
+    """
     import llguidance
 
     hit = _TOKENIZERS.get(vocab.hash)
     if hit is not None:
         return hit
-    tok = llguidance.LLTokenizer(
-        llguidance.TokenizerWrapper(_GreedyTokenizer(vocab)),
-        n_vocab=vocab.size,
-        eos_token=vocab.eos_token_id,
-    )
+    tok = _ll_hf_tokenizer(vocab)
+    if tok is None:
+        tok = llguidance.LLTokenizer(
+            llguidance.TokenizerWrapper(_GreedyTokenizer(vocab)),
+            n_vocab=vocab.size,
+            eos_token=vocab.eos_token_id,
+        )
     return _TOKENIZERS.put(vocab.hash, tok)
+
+
+def _ll_hf_tokenizer(vocab: Vocabulary) -> Any | None:
+    """llguidance's tokenizer for ``vocab``'s source tokenizer, if it reads every token
+    as ``vocab`` does (:func:`ll_token_mismatches` is empty); else None."""
+    from awrs_adapters.lm.tokenizer_bytes import source_tokenizer
+
+    hf = source_tokenizer(vocab)
+    if hf is None:
+        return None
+    try:
+        import llguidance.hf
+
+        tok = llguidance.hf.from_tokenizer(hf, n_vocab=vocab.size, eos_token=vocab.eos_token_id)
+    except Exception:  # a slow tokenizer, an unknown layout: ours reads it
+        return None
+    return tok if not ll_token_mismatches(tok, vocab, limit=1) else None
+
+
+def ll_token_mismatches(ll: Any, vocab: Vocabulary, limit: int | None = None) -> list[int]:
+    """Token ids where llguidance tokenizer ``ll`` and ``vocab`` disagree: a control
+    token on one side only (ours: EOS, special ids, empty tokens, tokens starting with
+    byte 0xFF, llguidance's control marker), or different bytes. At most ``limit``."""
+    out: list[int] = []
+    special = vocab.special_ids
+    for i, t in enumerate(vocab.tokens):
+        ours = i == vocab.eos_token_id or i in special or not t or t[0] == 0xFF
+        theirs = bool(ll.is_special_token(i))
+        if ours != theirs or (not ours and ll.decode_bytes([i]) != t):
+            out.append(i)
+            if limit is not None and len(out) >= limit:
+                break
+    return out
 
 
 _BYTE_VOCAB: Vocabulary | None = None

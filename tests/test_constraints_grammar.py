@@ -283,3 +283,30 @@ def test_awrs_smc_samples_the_posterior_of_lark():
     lm = hashed_lm([b"a", b"b", b"ab", b"ba", b""], 4, seed=5)
     check_sampler_against(lm, Grammar(grammar), lark_reference(grammar), 4, lcd_gap=0.12,
                           num_particles=2000)
+
+
+@pytest.mark.parametrize("family", ["byte_level", "sentencepiece"])
+def test_llguidance_reads_the_tokenizer_as_we_do(family):
+    """llguidance's own tokenizer (llguidance.hf) gives every token the bytes of
+    lm/tokenizer_bytes.py and the same control tokens, so grammars use it; ours stays the
+    fallback and this comparison (it fails when one table is changed, e.g. a token's
+    bytes swapped) is the test of both."""
+    import llguidance.hf
+    from test_transformers_lm import get_tokenizer
+
+    from awrs_adapters.constraints.grammar import _GreedyTokenizer, ll_token_mismatches, ll_tokenizer
+    from awrs_adapters.lm.tokenizer_bytes import vocabulary_from_tokenizer
+
+    tok = get_tokenizer(family)
+    vocab = vocabulary_from_tokenizer(tok, [tok.eos_token_id])
+    ll = llguidance.hf.from_tokenizer(tok, n_vocab=vocab.size, eos_token=vocab.eos_token_id)
+    assert ll_token_mismatches(ll, vocab) == []
+    assert ll_tokenizer(vocab).is_special_token(vocab.eos_token_id)
+    a, b = [i for i, t in enumerate(vocab.tokens) if t and i not in vocab.special_ids][:2]
+    table = list(vocab.tokens)
+    table[a], table[b] = table[b], table[a]
+    swapped = Vocabulary(table, vocab.eos_token_id, special_ids=vocab.special_ids)
+    assert ll_token_mismatches(ll, swapped) == [a, b]
+    ours = llguidance.LLTokenizer(llguidance.TokenizerWrapper(_GreedyTokenizer(vocab)),
+                                  n_vocab=vocab.size, eos_token=vocab.eos_token_id)
+    assert ll_token_mismatches(ours, vocab) == []

@@ -89,6 +89,24 @@ def test_smollm2_bytes_roundtrip_whole_vocabulary(smollm2) -> None:  # noqa: ANN
 
 @pytest.mark.model
 @needs_smollm2
+def test_smollm2_grammars_use_llguidance_own_tokenizer(smollm2) -> None:  # noqa: ANN001
+    """llguidance.hf reads SmolLM2's 49,152 tokens as tokenizer_bytes does (so grammars
+    use it); changing one token's bytes on our side is seen."""
+    import llguidance.hf
+
+    from awrs_adapters.constraints.grammar import _ll_hf_tokenizer, ll_token_mismatches
+
+    v = smollm2.vocab
+    ll = llguidance.hf.from_tokenizer(smollm2.tokenizer, n_vocab=v.size, eos_token=v.eos_token_id)
+    assert ll_token_mismatches(ll, v) == []
+    assert _ll_hf_tokenizer(v) is not None
+    table = list(v.tokens)
+    table[1000] = table[1000] + b"x"
+    assert ll_token_mismatches(ll, type(v)(table, v.eos_token_id, special_ids=v.special_ids)) == [1000]
+
+
+@pytest.mark.model
+@needs_smollm2
 def test_smollm2_cache_matches_full_forward(smollm2) -> None:  # noqa: ANN001
     msgs = [{"role": "user", "content": "Name a colour."}]
     ids = smollm2.encode_prompt(msgs)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, Literal
@@ -46,6 +47,7 @@ __all__ = [
     "end_token_ids",
     "gpt2_byte_decoder",
     "roundtrip_mismatches",
+    "source_tokenizer",
     "token_bytes_table",
     "tokenizer_family",
     "vocabulary_from_tokenizer",
@@ -370,7 +372,25 @@ def vocabulary_from_tokenizer(
         )
     for i in ends:
         table[i] = b""
-    return Vocabulary(table, ends[0], special_ids=special | set(ends))
+    vocab = Vocabulary(table, ends[0], special_ids=special | set(ends))
+    try:
+        _SOURCES[vocab.hash] = weakref.ref(tokenizer)
+    except TypeError:  # an object without weak references: nothing to remember
+        pass
+    return vocab
+
+
+#: the tokenizer each vocabulary was read from (by content hash), while it lives: lets a
+#: backend use a library's own reading of the same tokenizer (see :func:`source_tokenizer`)
+_SOURCES: dict[str, weakref.ref[Any]] = {}
+
+
+def source_tokenizer(vocab: Vocabulary) -> Any | None:
+    """The Hugging Face tokenizer ``vocab`` was built from by
+    :func:`vocabulary_from_tokenizer` in this process, or None (another source, or the
+    tokenizer is gone)."""
+    ref = _SOURCES.get(vocab.hash)
+    return None if ref is None else ref()
 
 
 def roundtrip_mismatches(
