@@ -292,10 +292,15 @@ def test_llguidance_reads_the_tokenizer_as_we_do(family):
     fallback and this comparison (it fails when one table is changed, e.g. a token's
     bytes swapped) is the test of both."""
     import llguidance.hf
-    from test_transformers_lm import get_tokenizer
 
-    from awrs_adapters.constraints.grammar import _GreedyTokenizer, ll_token_mismatches, ll_tokenizer
+    from awrs_adapters.constraints.grammar import (
+        _GreedyTokenizer,
+        ll_token_mismatches,
+        ll_tokenizer,
+    )
     from awrs_adapters.lm.tokenizer_bytes import vocabulary_from_tokenizer
+
+    from test_transformers_lm import get_tokenizer
 
     tok = get_tokenizer(family)
     vocab = vocabulary_from_tokenizer(tok, [tok.eos_token_id])
