@@ -52,7 +52,10 @@ from .stops import check_stop
 from .streaming import RunParams, cut_at_stop
 from .vocab import decode_prefix
 
-__all__ = ["Call", "Scheduler", "scheduler_for"]
+__all__ = ["ANSWERS", "Call", "Scheduler", "scheduler_for"]
+
+#: ``answer=`` values: the posterior's mode, or a draw from the posterior
+ANSWERS = ("mode", "draw")
 
 
 class Call:
@@ -63,10 +66,13 @@ class Call:
     counts from the call's creation. ``max_retries`` restarts a call whose particles all
     died with the next draws of its generator, unless text was already streamed.
     Setting ``cancel`` (or calling :meth:`cancel`) ends it at the next step with
-    ``concurrent.futures.CancelledError``, its rows freed. ``finish_text=False``: at the
-    end ``on_text`` does not get the rest of the posterior's mode (a caller that answers
-    with a posterior draw sends the rest of that draw itself: every draw starts with the
-    text already streamed).
+    ``concurrent.futures.CancelledError``, its rows freed.
+
+    ``answer``: what the call answers with, set in :attr:`answer_text` when it ends:
+    ``"mode"`` (default) the posterior's most probable string, ``"draw"`` a string drawn
+    from the posterior with the call's generator (after the run's own draws). At the end
+    ``on_text`` gets the rest of that answer: every string with posterior mass starts
+    with the text already streamed, so the pieces add up to the answer.
     """
 
     def __init__(
@@ -79,8 +85,11 @@ class Call:
         on_text: Callable[[str], None] | None = None,
         on_step: Callable[[SMC], None] | None = None,
         cancel: threading.Event | None = None,
-        finish_text: bool = True,
+        answer: str = "mode",
     ) -> None:
+        if answer not in ANSWERS:
+            raise ConfigError(f"answer={answer!r}; use 'mode' (the posterior's most probable "
+                              "string) or 'draw' (a string drawn from the posterior)")
         self.prompt, self.constraint, self.params = prompt, constraint, params
         self.stop = list(check_stop(stop))
         self.hold = max((len(s) for s in self.stop), default=1) - 1  # a stop may be half-written
@@ -95,7 +104,9 @@ class Call:
         self.future: Future[SMCResult] = Future()
         self._cancelled = False
         self._cancel_event = cancel
-        self.finish_text = finish_text
+        self.answer = answer
+        #: the answer (see ``answer``) once the call succeeded; None before or without one
+        self.answer_text: str | None = None
 
     @property
     def rows(self) -> int:
@@ -150,9 +161,10 @@ class Call:
         if not res.ok and not self.emitted and self.attempt < self.params.max_retries:
             self.attempt += 1  # text already streamed cannot be taken back: no retry then
             return False
-        if self.on_text is not None and res.ok and self.finish_text:
-            final = res.mode
-            if final.startswith(self.emitted) and len(final) > len(self.emitted):
+        if res.ok:
+            final = self.answer_text = res.mode if self.answer == "mode" else res.sample(self.rng)
+            if (self.on_text is not None and final.startswith(self.emitted)
+                    and len(final) > len(self.emitted)):
                 self.on_text(final[len(self.emitted):])
         self._release()
         self.future.set_result(res)

@@ -191,8 +191,9 @@ def create_app(
 
     async def start(plan: Plan, on_text: Any = None) -> tuple[Call, int]:
         """Submit the plan's call (its constraint compiled off the event loop)."""
+        # a live stream answers with one posterior draw: the call sends the rest of it
         call = Call(plan.prompt, plan.constraint, plan.params, stop=plan.stop, on_text=on_text,
-                    finish_text=False)
+                    answer="draw" if on_text is not None else "mode")
         try:
             await asyncio.to_thread(sched.submit, call)
             n_in = await asyncio.to_thread(lm.prompt_length, plan.prompt)
@@ -271,9 +272,8 @@ def create_app(
                     yield _sse(_run_error(e).body())
                     yield "data: [DONE]\n\n"
                     return
-                texts = draws(res, plan.n, plan.params.seed)  # type: ignore[arg-type]
-                if live and not texts[0].startswith(sent):  # cannot happen: every draw
-                    texts[0] = next(t for t in res.posterior if t.startswith(sent))  # shares it
+                texts = ([call.answer_text] if live and call.answer_text is not None
+                         else draws(res, plan.n, plan.params.seed))  # type: ignore[arg-type]
                 tokens = 0
                 for i, text in enumerate(texts):
                     msg, reason = message(text, res, plan.tools)

@@ -38,7 +38,7 @@ from .lm.base import LanguageModel
 from .results import SMCResult
 from .smc import SMC, validate_args
 
-__all__ = ["RunParams", "cut_at_stop", "iter_in_thread", "particle_table", "run_streaming"]
+__all__ = ["RunParams", "cut_at_stop", "iter_in_thread", "particle_table", "run_call", "run_streaming"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def run_streaming(
     on_step: Callable[[SMC], None] | None = None,
     share_forward: bool = True,
     cancel: threading.Event | None = None,
-    finish_text: bool = True,
+    answer: str = "mode",
 ) -> SMCResult:
     """Run SMC; stream committed text through ``on_text``; return the result.
 
@@ -109,7 +109,8 @@ def run_streaming(
     ``on_text``). It may read the engine's public state and end live particles with
     ``smc.finish``; the committed text streamed next takes that into account.
 
-    The concatenation of everything passed to ``on_text`` equals ``result.mode``.
+    The concatenation of everything passed to ``on_text`` equals the answer
+    (``result.mode`` by default, see ``answer``).
 
     ``share_forward`` (default): on a ``TransformersLM`` the call runs on the model's
     :func:`~awrs_adapters.scheduler.scheduler_for` thread, where calls from other threads
@@ -121,19 +122,30 @@ def run_streaming(
     ``cancel``: once set, the run ends at its next step, frees its rows and raises
     ``concurrent.futures.CancelledError`` (a stream nobody reads any more).
 
-    ``finish_text=False``: at the end ``on_text`` does not get the rest of the
-    posterior's mode (a caller that answers with a posterior draw sends the rest of
-    that draw: every draw starts with the text already streamed).
+    ``answer``: ``"mode"`` (default) or ``"draw"`` (a posterior draw from the run's
+    generator): the text the pieces passed to ``on_text`` add up to (see
+    :class:`~awrs_adapters.scheduler.Call`; :func:`run_call` also returns it).
     """
-    from .lm.transformers import TransformersLM
-    from .scheduler import Call, Scheduler, scheduler_for
+    from .scheduler import Call
 
     call = Call(prompt, constraint, params, stop=stop, on_text=on_text, on_step=on_step,
-                cancel=cancel, finish_text=finish_text)
+                cancel=cancel, answer=answer)
+    return run_call(lm, call, share_forward=share_forward)
+
+
+def run_call(lm: LanguageModel, call: Any, *, share_forward: bool = True) -> SMCResult:
+    """Run a :class:`~awrs_adapters.scheduler.Call` to its end and return its result
+    (``call.answer_text`` then holds its answer); ``share_forward`` as for
+    :func:`run_streaming`."""
+    from .lm.transformers import TransformersLM
+    from .scheduler import Scheduler, scheduler_for
+
     if share_forward and type(lm) is TransformersLM:
-        return scheduler_for(lm).run(call)
+        res: SMCResult = scheduler_for(lm).run(call)
+        return res
     Scheduler(lm, share=False).run_here([call])  # in this thread, alone
-    return call.future.result()
+    out: SMCResult = call.future.result()
+    return out
 
 
 def iter_in_thread(

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import difflib
 import functools
 import threading
@@ -41,7 +40,9 @@ from ..api import DEFAULT_MAX_TOKENS, make_rng
 from ..errors import ConfigError, NoValidSampleError
 from ..lm.base import LanguageModel
 from ..results import SMCResult
-from ..streaming import RunParams, iter_in_thread, run_streaming
+from ..scheduler import ANSWERS as _CALL_ANSWERS
+from ..scheduler import Call
+from ..streaming import RunParams, iter_in_thread, run_call
 
 __all__ = ["CALL_KWARGS", "AWRSFields", "in_worker", "load_model", "pieces_in_thread"]
 
@@ -98,8 +99,8 @@ def load_model(name: str) -> LanguageModel:
 pieces_in_thread = iter_in_thread
 
 
-#: ``answer=`` values: a posterior draw (default) or the posterior's mode
-ANSWERS = ("draw", "mode")
+#: ``answer=`` values: a posterior draw (the wrappers' default) or the posterior's mode
+ANSWERS = _CALL_ANSWERS
 
 #: keyword arguments a call (``invoke(..., **kw)``, ``bind(**kw)``) may carry
 CALL_KWARGS = frozenset(RunParams.__dataclass_fields__) | {
@@ -225,26 +226,14 @@ class AWRSFields:
         if constraint is None:
             constraint = kwargs.get("constraint", self.constraint)
         params = self._params(kwargs)
-        rng = make_rng(params.seed)  # the run's draws, then the answer's: one stream
-        params = dataclasses.replace(params, seed=rng)
-        draw = kwargs.get("answer", self.answer) == "draw"
-        sent: list[str] = []
-
-        def put(piece: str) -> None:
-            sent.append(piece)
-            on_text(piece)
-
-        res = run_streaming(lm, prompt, constraint, params,
-                            stop=stop if stop is not None else self.stop,
-                            on_text=put if on_text is not None else None, finish_text=not draw,
-                            cancel=cancel if cancel is not None else _CANCEL.get())
+        call = Call(prompt, constraint, params, stop=stop if stop is not None else self.stop,
+                    on_text=on_text, cancel=cancel if cancel is not None else _CANCEL.get(),
+                    answer=kwargs.get("answer", self.answer))
+        res = run_call(lm, call)
         if not res.ok:
             raise NoValidSampleError(res.hint)
-        text = self._answer(res, kwargs, rng)
-        done = "".join(sent)
-        if on_text is not None and len(text) > len(done) and text.startswith(done):
-            on_text(text[len(done):])
-        return res, lm, text
+        assert call.answer_text is not None
+        return res, lm, call.answer_text
 
     def _answer(self, res: SMCResult, kwargs: dict[str, Any],
                 rng: np.random.Generator | None = None) -> str:

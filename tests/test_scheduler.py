@@ -150,3 +150,30 @@ def test_max_rows_admits_in_order_as_rows_free(lm):
     assert max(sched.rows_per_step) <= 5
     for c, p, q in zip(calls, PROMPTS, params):
         _same(c.future.result(), run_streaming(lm, p, C, q, share_forward=False))
+
+
+def test_a_call_answers_with_a_draw_and_streams_up_to_it() -> None:
+    """answer="draw": the pieces add up to the drawn answer, which is the posterior draw
+    the call's generator makes after the run (the same as res.sample on that stream);
+    answer="mode": the pieces add up to the mode, and the generator is not drawn from."""
+    import numpy as np
+
+    from awrs_adapters.scheduler import Call
+    from awrs_adapters.streaming import RunParams, run_call
+    from awrs_adapters.toy import ends_with_a
+
+    lm, c, T = ends_with_a()
+    for seed in range(8):
+        for answer in ("draw", "mode"):
+            pieces: list[str] = []
+            gen = np.random.default_rng(seed)
+            call = Call(None, c, RunParams(num_particles=6, max_tokens=T, seed=gen),
+                        on_text=pieces.append, answer=answer)
+            res = run_call(lm, call, share_forward=False)
+            assert "".join(pieces) == call.answer_text
+            twin = np.random.default_rng(seed)
+            ref_call = Call(None, c, RunParams(num_particles=6, max_tokens=T, seed=twin))
+            ref = run_call(lm, ref_call, share_forward=False)
+            assert ref.posterior == res.posterior
+            want = ref.mode if answer == "mode" else ref.sample(twin)
+            assert call.answer_text == want
