@@ -7,10 +7,11 @@ than the biased distribution of token masking.
 
 Example::
 
-    from awrs_adapters import generate
-    from awrs_adapters.lm import FunctionLM
-    lm = FunctionLM([b"a", b"b", b""], 2, lambda prefix: [0.0, 0.0, -1.0])
-    print(generate(lm, None, lambda s: s.endswith("a"), max_tokens=4, seed=0).posterior)
+    >>> from awrs_adapters import generate
+    >>> from awrs_adapters.lm import FunctionLM
+    >>> lm = FunctionLM([b"a", b"b", b""], 2, lambda prefix: [0.0, 0.0, -1.0])
+    >>> print(generate(lm, None, lambda s: s.endswith("a"), max_tokens=4, seed=0).posterior)
+    {'abba': 0.775..., 'baba': 0.149..., 'bbba': 0.074...}
 """
 
 from __future__ import annotations

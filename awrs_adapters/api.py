@@ -10,15 +10,23 @@ one per step, then the result).
 
 Example::
 
-    import math
-    from awrs_adapters import generate, stream
-    from awrs_adapters.lm import FunctionLM
-    lm = FunctionLM([b"a", b"b", b""], 2,
-                    lambda p: [math.log(.45), math.log(.45), math.log(.1)])
-    r = generate(lm, None, lambda s: s.endswith("a"), num_particles=32, max_tokens=4, seed=0)
-    print(r.posterior)
-    for ev in stream(lm, None, lambda s: s.endswith("a"), max_tokens=4, seed=0):
-        print(ev.kind, ev.text if ev.kind == "text" else ev.step)
+    >>> import math
+    >>> from awrs_adapters import generate, stream
+    >>> from awrs_adapters.lm import FunctionLM
+    >>> lm = FunctionLM([b"a", b"b", b""], 2,
+    ...                 lambda p: [math.log(.45), math.log(.45), math.log(.1)])
+    >>> r = generate(lm, None, lambda s: s.endswith("a"), num_particles=32, max_tokens=4, seed=0)
+    >>> print(r.posterior)
+    {'a': 0.645..., 'bbba': 0.117..., 'abba': 0.079..., 'aaaa': 0.067..., 'bbaa': 0.061..., 'abaa': 0.015..., 'baba': 0.013...}
+    >>> for ev in stream(lm, None, lambda s: s.endswith("a"), max_tokens=4, seed=0):
+    ...     print(ev.kind, ev.text if ev.kind == "text" else ev.step)
+    step 1
+    step 2
+    step 3
+    step 4
+    step 5
+    text abba
+    done 0
 """
 
 from __future__ import annotations

@@ -7,13 +7,14 @@ the command line) that cannot work, naming the argument, its value and what to p
 
 Example::
 
-    from awrs_adapters.arguments import validate_args
-    from awrs_adapters.errors import ConfigError
-    validate_args(8, 64, "awrs-smc", None, "stratified", 1.0)   # fine: returns None
-    try:
-        validate_args(0, 64, "awrs-smc", None, "stratified", 1.0)
-    except ConfigError as e:
-        print(e)   # num_particles=0; pass an int >= 1 (e.g. num_particles=8)
+    >>> from awrs_adapters.arguments import validate_args
+    >>> from awrs_adapters.errors import ConfigError
+    >>> validate_args(8, 64, "awrs-smc", None, "stratified", 1.0)   # fine: returns None
+    >>> try:
+    ...     validate_args(0, 64, "awrs-smc", None, "stratified", 1.0)
+    ... except ConfigError as e:
+    ...     print(e)   # num_particles=0; pass an int >= 1 (e.g. num_particles=8)
+    num_particles=0; pass an int >= 1 (e.g. num_particles=8)
 """
 
 from __future__ import annotations

@@ -29,15 +29,16 @@ or an int (after that many rejections) fix it.
 
 Example::
 
-    import numpy as np, torch
-    from awrs_adapters.awrs import AWRS
-    from awrs_adapters.constraints import Predicate
-    from awrs_adapters.vocab import Vocabulary
-    vocab = Vocabulary([b"a", b"b", b""], 2)
-    bound = Predicate(lambda s: s.endswith("a"), prefix=lambda s: "b" not in s).bind(vocab)
-    logp = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
-    draw = AWRS().sample(logp, bound, [bound.initial_state()], np.random.default_rng(0))[0]
-    print(draw.token, draw.log_weight, draw.checks)
+    >>> import numpy as np, torch
+    >>> from awrs_adapters.awrs import AWRS
+    >>> from awrs_adapters.constraints import Predicate
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> vocab = Vocabulary([b"a", b"b", b""], 2)
+    >>> bound = Predicate(lambda s: s.endswith("a"), prefix=lambda s: "b" not in s).bind(vocab)
+    >>> logp = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
+    >>> draw = AWRS().sample(logp, bound, [bound.initial_state()], np.random.default_rng(0))[0]
+    >>> print(draw.token, draw.log_weight, draw.checks)
+    0 -1.609... 3
 """
 
 from __future__ import annotations

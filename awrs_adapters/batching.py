@@ -16,14 +16,15 @@ run in the caller's thread (concurrent calls from several threads go through
 
 Example::
 
-    from awrs_adapters import generate_batch, models
-    from awrs_adapters.batching import Request
-    from awrs_adapters.constraints import Regex
-    lm = models.load()
-    results = generate_batch(
-        lm, ["Name a fruit.", Request("Name a colour.", constraint=Regex(r"[a-z]+"), seed=7)],
-        num_particles=4, max_tokens=8, seed=0)
-    print([r.posterior for r in results])
+    >>> from awrs_adapters import generate_batch, models
+    >>> from awrs_adapters.batching import Request
+    >>> from awrs_adapters.constraints import Regex
+    >>> lm = models.load()
+    >>> results = generate_batch(
+    ...     lm, ["Name a fruit.", Request("Name a colour.", constraint=Regex(r"[a-z]+"), seed=7)],
+    ...     num_particles=4, max_tokens=8, seed=0)
+    >>> print([r.posterior for r in results])
+    [{...: ...}, {...: ...}]
 """
 
 from __future__ import annotations

@@ -7,12 +7,16 @@ bounded however long a run is.
 
 Example::
 
-    from awrs_adapters.caching import LRUCache
-    c = LRUCache(maxsize=2)
-    c.get_or("a", len)   # computes 1
-    c.get_or("a", len)   # cached
-    c.put("b", 2); c.put("c", 3)
-    assert c.get("a") is None and len(c) == 2   # "a" was the least recently used
+    >>> from awrs_adapters.caching import LRUCache
+    >>> c = LRUCache(maxsize=2)
+    >>> c.get_or("a", len)   # computes 1
+    1
+    >>> c.get_or("a", len)   # cached
+    1
+    >>> c.put("b", 2); c.put("c", 3)
+    2
+    3
+    >>> assert c.get("a") is None and len(c) == 2   # "a" was the least recently used
 """
 
 from __future__ import annotations

@@ -18,8 +18,12 @@ particles, ESS) goes to stderr when it is a terminal, unless ``--quiet``. Exit c
 
 Example::
 
-    from awrs_adapters.cli import main
-    main(["models"])
+    >>> from awrs_adapters.cli import main
+    >>> main(["models"])
+    name                     installed  converted  description
+    smollm2-135m-instruct    True       True       SmolLM2-135M-Instruct (Apache-2.0), chat template, 49,152 tokens (default)
+    gemma3-270m              True       True       Gemma 3 270M base (Gemma terms), no chat template, 262,144 tokens
+    0
 """
 
 from __future__ import annotations

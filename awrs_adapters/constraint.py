@@ -2,7 +2,7 @@
 
 Example::
 
-    from awrs_adapters.protocol import *   # the new path
+    >>> from awrs_adapters.protocol import *   # the new path
 """
 
 from __future__ import annotations

@@ -9,18 +9,18 @@ the same deadline (:func:`active_deadline`) and stops too.
 
 Example::
 
-    import time
-    from awrs_adapters.constraints import Predicate
-    from awrs_adapters.deadline import DeadlineBound
-    from awrs_adapters.errors import GenerationTimeoutError
-    from awrs_adapters.vocab import Vocabulary
-
-    bound = Predicate(lambda s: s == "a").bind(Vocabulary([b"a", b""], 1))
-    late = DeadlineBound(bound, time.perf_counter() - 1.0, "too late")
-    try:
-        late.check(b"", 0)
-    except GenerationTimeoutError as e:
-        print(e)   # too late
+    >>> import time
+    >>> from awrs_adapters.constraints import Predicate
+    >>> from awrs_adapters.deadline import DeadlineBound
+    >>> from awrs_adapters.errors import GenerationTimeoutError
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> bound = Predicate(lambda s: s == "a").bind(Vocabulary([b"a", b""], 1))
+    >>> late = DeadlineBound(bound, time.perf_counter() - 1.0, "too late")
+    >>> try:
+    ...     late.check(b"", 0)
+    ... except GenerationTimeoutError as e:
+    ...     print(e)   # too late
+    too late
 """
 
 from __future__ import annotations

@@ -8,12 +8,29 @@ step with resampling marks, the final normalised weights, and the particle ances
 
 Example::
 
-    from awrs_adapters import generate
-    from awrs_adapters.toy import ends_with_a
-    lm, c, T = ends_with_a()
-    r = generate(lm, None, c, num_particles=16, max_tokens=T, seed=0)
-    print(r.summary())
-    r.plot("run.png")
+    >>> from awrs_adapters import generate
+    >>> from awrs_adapters.toy import ends_with_a
+    >>> lm, c, T = ends_with_a()
+    >>> r = generate(lm, None, c, num_particles=16, max_tokens=T, seed=0)
+    >>> print(r.summary())
+    method               awrs-smc
+    particles            16
+    ok                   True
+    log_ml               -0.4404
+    final ESS            10.59
+    steps / resamples    3 / 0
+    tokens drawn         38
+    LM calls             3
+    checks per token     2.42
+    masks                0
+    seconds (per token)  ...
+    set-up seconds       ...
+    <BLANKLINE>
+    probability  string
+         0.9709  'a'
+         0.0291  'ba'
+    >>> r.plot("run.png")
+    'run.png'
 """
 
 from __future__ import annotations

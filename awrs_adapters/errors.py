@@ -7,11 +7,12 @@ Messages name the argument, the value and the fix.
 
 Example::
 
-    from awrs_adapters.errors import AWRSError, ConfigError
-    try:
-        raise ConfigError("num_particles must be >= 1, got 0; pass num_particles=8")
-    except AWRSError as e:
-        print(e)
+    >>> from awrs_adapters.errors import AWRSError, ConfigError
+    >>> try:
+    ...     raise ConfigError("num_particles must be >= 1, got 0; pass num_particles=8")
+    ... except AWRSError as e:
+    ...     print(e)
+    num_particles must be >= 1, got 0; pass num_particles=8
 """
 
 from __future__ import annotations

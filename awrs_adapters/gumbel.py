@@ -8,11 +8,12 @@ visited.
 
 Example::
 
-    import numpy as np, torch
-    from awrs_adapters.gumbel import gumbel_orders
-    logp = torch.log(torch.tensor([[0.5, 0.3, 0.2, 0.0]]))
-    order = gumbel_orders(logp, np.random.default_rng(0))[0]
-    print([order.get(i) for i in range(4)])   # a permutation of 0, 1, 2 then None
+    >>> import numpy as np, torch
+    >>> from awrs_adapters.gumbel import gumbel_orders
+    >>> logp = torch.log(torch.tensor([[0.5, 0.3, 0.2, 0.0]]))
+    >>> order = gumbel_orders(logp, np.random.default_rng(0))[0]
+    >>> print([order.get(i) for i in range(4)])   # a permutation of 0, 1, 2 then None
+    [1, 2, 0, None]
 """
 
 from __future__ import annotations

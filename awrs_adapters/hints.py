@@ -7,9 +7,10 @@ and what to change (particles, ``max_tokens``, the prompt, the constraint).
 
 Example::
 
-    from awrs_adapters.hints import failure_hint
-    print(failure_hint(n=8, max_tokens=16, method="awrs-smc",
-                       deaths={"incomplete": 8, "dead_end": 0, "potential": 0, "no_end": 0}))
+    >>> from awrs_adapters.hints import failure_hint
+    >>> print(failure_hint(n=8, max_tokens=16, method="awrs-smc",
+    ...                    deaths={"incomplete": 8, "dead_end": 0, "potential": 0, "no_end": 0}))
+    all 8 particles died: no complete string of at most 16 tokens was accepted by the constraint (awrs-smc). 8 particle(s) reached max_tokens=16 (or a stopping criterion) before the constraint accepted their text: raise max_tokens. Try more particles (num_particles), a larger max_tokens, a prompt that asks for the format, or check that the constraint can be satisfied at all (e.g. its accepts() on an example).
 """
 
 from __future__ import annotations

@@ -19,13 +19,15 @@ or a local folder).
 
 Example::
 
-    from awrs_adapters import generate
-    from awrs_adapters.models import available, load
-    print(available())
-    lm = load()                      # SmolLM2-135M-Instruct
-    r = generate(lm, [{"role": "user", "content": "Say yes or no."}],
-                 lambda s: s in ("yes", "no"), num_particles=4, max_tokens=4, seed=0)
-    print(r.posterior)
+    >>> from awrs_adapters import generate
+    >>> from awrs_adapters.models import available, load
+    >>> print([m["name"] for m in available()])
+    ['smollm2-135m-instruct', 'gemma3-270m']
+    >>> lm = load()                      # SmolLM2-135M-Instruct
+    >>> r = generate(lm, [{"role": "user", "content": "Say yes or no."}],
+    ...              lambda s: s in ("yes", "no"), num_particles=4, max_tokens=4, seed=0)
+    >>> print(r.posterior)
+    {'...': ...}
 """
 
 from __future__ import annotations

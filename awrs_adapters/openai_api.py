@@ -12,11 +12,12 @@ them over HTTP; this module imports no web framework.
 
 Example::
 
-    from awrs_adapters.openai_api import Limits, parse_chat
-    plan = parse_chat({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
-                       "response_format": {"type": "json_object"}, "n": 2},
-                      model="m", registry={}, limits=Limits())
-    print(plan.constraint, plan.n, plan.params.max_tokens)
+    >>> from awrs_adapters.openai_api import Limits, parse_chat
+    >>> plan = parse_chat({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+    ...                    "response_format": {"type": "json_object"}, "n": 2},
+    ...                   model="m", registry={}, limits=Limits())
+    >>> print(plan.constraint, plan.n, plan.params.max_tokens)
+    JSONSchema(18 chars, backend='llguidance') 2 256
 """
 
 from __future__ import annotations

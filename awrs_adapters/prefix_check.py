@@ -16,14 +16,14 @@ reference, so an unsound claim shows up as a :class:`DeadPrefixViolation`.
 
 Example::
 
-    from awrs_adapters.constraints import Predicate
-    from awrs_adapters.prefix_check import check_dead_prefix
-    from awrs_adapters.vocab import Vocabulary
-    v = Vocabulary([b"a", b"b", b"ab", b"ba", b"\\xc3", b"\\xa9", b""], 6)
-    c = Predicate(lambda s: s.count("a") == 1, prefix=lambda s: s.count("a") <= 1)
-    report = check_dead_prefix(c, v, depth=3)
-    report.assert_ok()          # raises AssertionError naming each violation
-    assert report.claims > 0    # dead_prefix was exercised, not only trivially passed
+    >>> from awrs_adapters.constraints import Predicate
+    >>> from awrs_adapters.prefix_check import check_dead_prefix
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> v = Vocabulary([b"a", b"b", b"ab", b"ba", b"\\xc3", b"\\xa9", b""], 6)
+    >>> c = Predicate(lambda s: s.count("a") == 1, prefix=lambda s: s.count("a") <= 1)
+    >>> report = check_dead_prefix(c, v, depth=3)
+    >>> report.assert_ok()          # raises AssertionError naming each violation
+    >>> assert report.claims > 0    # dead_prefix was exercised, not only trivially passed
 """
 
 from __future__ import annotations

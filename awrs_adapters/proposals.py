@@ -9,14 +9,15 @@ a slow constraint).
 
 Example::
 
-    import numpy as np, torch
-    from awrs_adapters.proposals import MaskSampler
-    from awrs_adapters.constraints import Predicate
-    from awrs_adapters.vocab import Vocabulary
-    b = Predicate(lambda s: True, prefix=lambda s: "b" not in s).bind(Vocabulary([b"a", b"b", b""], 2))
-    d = MaskSampler().sample(torch.log(torch.tensor([[0.2, 0.5, 0.3]])), b, [b""],
-                             np.random.default_rng(0))[0]
-    print(d.token, np.exp(d.log_weight))   # 0 or 2, Z = 0.5
+    >>> import numpy as np, torch
+    >>> from awrs_adapters.proposals import MaskSampler
+    >>> from awrs_adapters.constraints import Predicate
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> b = Predicate(lambda s: True, prefix=lambda s: "b" not in s).bind(Vocabulary([b"a", b"b", b""], 2))
+    >>> d = MaskSampler().sample(torch.log(torch.tensor([[0.2, 0.5, 0.3]])), b, [b""],
+    ...                          np.random.default_rng(0))[0]
+    >>> print(d.token, np.exp(d.log_weight))   # 0 or 2, Z = 0.5
+    2 0.499...
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ function, an Outlines type, a pydantic class, a JSON schema) into a constraint.
 
 Example::
 
-    from awrs_adapters.protocol import as_constraint
-    from awrs_adapters.vocab import Vocabulary
-    c = as_constraint(lambda s: s.endswith("a"))
-    b = c.bind(Vocabulary([b"a", b"b", b""], 2))
-    s = b.initial_state()
-    assert b.check(s, 0) and b.check(b.advance(s, 0), 2)   # "a" then EOS
+    >>> from awrs_adapters.protocol import as_constraint
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> c = as_constraint(lambda s: s.endswith("a"))
+    >>> b = c.bind(Vocabulary([b"a", b"b", b""], 2))
+    >>> s = b.initial_state()
+    >>> assert b.check(s, 0) and b.check(b.advance(s, 0), 2)   # "a" then EOS
 """
 
 from __future__ import annotations

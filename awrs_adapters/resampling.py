@@ -22,11 +22,12 @@ never above the whole-population scheme's (benchmarks/results/end_twist.md).
 
 Example::
 
-    import numpy as np
-    from awrs_adapters import resampling as rs
-    lw = np.log([0.1, 0.2, 0.7])
-    idx = rs.resample("stratified", rs.normalise(lw), np.random.default_rng(0))
-    print(idx, rs.ess(lw))
+    >>> import numpy as np
+    >>> from awrs_adapters import resampling as rs
+    >>> lw = np.log([0.1, 0.2, 0.7])
+    >>> idx = rs.resample("stratified", rs.normalise(lw), np.random.default_rng(0))
+    >>> print(idx, rs.ess(lw))
+    [1 2 2] 1.851...
 """
 
 from __future__ import annotations

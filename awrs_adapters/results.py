@@ -7,12 +7,13 @@ probable complete string and raises :class:`~awrs_adapters.errors.NoValidSampleE
 
 Example::
 
-    import math
-    from awrs_adapters import generate
-    from awrs_adapters.lm import FunctionLM
-    lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [0.0, 0.0, 0.0] if len(p) < 2 else [-30, -30, 0])
-    r = generate(lm, None, lambda s: s.endswith("a"), num_particles=16, seed=0)
-    print(r.mode, r.posterior, r.log_ml, r.stats.tokens)
+    >>> import math
+    >>> from awrs_adapters import generate
+    >>> from awrs_adapters.lm import FunctionLM
+    >>> lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [0.0, 0.0, 0.0] if len(p) < 2 else [-30, -30, 0])
+    >>> r = generate(lm, None, lambda s: s.endswith("a"), num_particles=16, seed=0)
+    >>> print(r.mode, r.posterior, r.log_ml, r.stats.tokens)
+    a {'a': 0.702..., 'ba': 0.170..., 'aa': 0.127..., 'aba': 1.194...e-14, 'bba': 1.194...e-14, 'bbba': 5.216...e-27, 'abba': 2.235...e-27, 'abbba': 1.255...e-39, 'bbbba': 4.184...e-40, 'abbbbbba': 8.228...e-78} -1.119... 63
 """
 
 from __future__ import annotations

@@ -22,15 +22,16 @@ from its own generator, so its result does not depend on the calls it stepped wi
 
 Example::
 
-    from awrs_adapters import models
-    from awrs_adapters.constraints import Regex
-    from awrs_adapters.streaming import RunParams
-    from awrs_adapters.scheduler import Call, scheduler_for
-    lm = models.load()
-    calls = [Call(p, Regex(r"[a-z]+"), RunParams(num_particles=4, max_tokens=6, seed=0))
-             for p in ("Name a fruit.", "Name a colour.")]
-    futures = [scheduler_for(lm).submit(c) for c in calls]   # from any thread
-    print([f.result().posterior for f in futures])
+    >>> from awrs_adapters import models
+    >>> from awrs_adapters.constraints import Regex
+    >>> from awrs_adapters.streaming import RunParams
+    >>> from awrs_adapters.scheduler import Call, scheduler_for
+    >>> lm = models.load()
+    >>> calls = [Call(p, Regex(r"[a-z]+"), RunParams(num_particles=4, max_tokens=6, seed=0))
+    ...          for p in ("Name a fruit.", "Name a colour.")]
+    >>> futures = [scheduler_for(lm).submit(c) for c in calls]   # from any thread
+    >>> print([f.result().posterior for f in futures])
+    [{...: ...}, {...: ...}]
 """
 
 from __future__ import annotations

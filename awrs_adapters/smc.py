@@ -25,14 +25,24 @@ compose constraints, never subclass ``SMC``.
 
 Example::
 
-    import numpy as np
-    from awrs_adapters.smc import SMC
-    from awrs_adapters.lm import FunctionLM
-    lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [0.0, 0.0, 0.0] if len(p) < 3 else [-9, -9, 0])
-    smc = SMC(lm, None, lambda s: s.endswith("a"), num_particles=8, rng=np.random.default_rng(0))
-    for _ in smc:
-        print(smc.t, smc.ess)
-    print(smc.result().posterior)
+    >>> import numpy as np
+    >>> from awrs_adapters.smc import SMC
+    >>> from awrs_adapters.lm import FunctionLM
+    >>> lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [0.0, 0.0, 0.0] if len(p) < 3 else [-9, -9, 0])
+    >>> smc = SMC(lm, None, lambda s: s.endswith("a"), num_particles=8, rng=np.random.default_rng(0))
+    >>> for _ in smc:
+    ...     print(smc.t, smc.ess)
+    1 6.058...
+    2 6.506...
+    3 5.672...
+    4 1.801...
+    5 1.801...
+    6 1.801...
+    7 1.801...
+    8 1.801...
+    9 1.801...
+    >>> print(smc.result().posterior)
+    {'a': 0.666..., 'aba': 0.333..., 'baba': 0.000..., 'abba': 8.222...e-05, 'abbba': 6.087...e-08, 'bbbba': 1.352...e-08, 'bbbbbbba': 1.354...e-19}
 """
 
 from __future__ import annotations

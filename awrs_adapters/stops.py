@@ -13,14 +13,14 @@ constraint cannot end is therefore never sampled: ``Regex("9[0-9]{2}")`` with
 
 Example::
 
-    from awrs_adapters.constraints import Predicate
-    from awrs_adapters.stops import StopBound
-    from awrs_adapters.vocab import Vocabulary
-    v = Vocabulary([b"a", b"\\n", b"b", b""], 3)
-    c = Predicate(lambda s: s == "a")
-    b = StopBound(c.bind(v), c.accepts, ["\\n"])
-    s = b.advance(b.initial_state(), 0)        # "a"
-    assert b.check(s, 1) and b.stop_at(s, 1) == 1   # "\\n" ends the output at "a"
+    >>> from awrs_adapters.constraints import Predicate
+    >>> from awrs_adapters.stops import StopBound
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> v = Vocabulary([b"a", b"\\n", b"b", b""], 3)
+    >>> c = Predicate(lambda s: s == "a")
+    >>> b = StopBound(c.bind(v), c.accepts, ["\\n"])
+    >>> s = b.advance(b.initial_state(), 0)        # "a"
+    >>> assert b.check(s, 1) and b.stop_at(s, 1) == 1   # "\\n" ends the output at "a"
 """
 
 from __future__ import annotations

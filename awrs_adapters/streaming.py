@@ -13,12 +13,14 @@ line and both framework integrations run through here.
 
 Example::
 
-    from awrs_adapters.toy import ends_with_a
-    from awrs_adapters.streaming import RunParams, run_streaming
-    lm, c, T = ends_with_a()
-    res = run_streaming(lm, None, c, RunParams(num_particles=8, max_tokens=T, seed=0),
-                        on_text=print)
-    print(res.posterior)
+    >>> from awrs_adapters.toy import ends_with_a
+    >>> from awrs_adapters.streaming import RunParams, run_streaming
+    >>> lm, c, T = ends_with_a()
+    >>> res = run_streaming(lm, None, c, RunParams(num_particles=8, max_tokens=T, seed=0),
+    ...                     on_text=print)
+    a
+    >>> print(res.posterior)
+    {'a': 0.952..., 'ba': 0.047...}
 """
 
 from __future__ import annotations

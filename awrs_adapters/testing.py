@@ -18,11 +18,11 @@ Overview:
 
 Example::
 
-    import math
-    from awrs_adapters.lm import FunctionLM
-    from awrs_adapters.testing import exact_posterior
-    lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [math.log(.4), math.log(.4), math.log(.2)])
-    post, Z = exact_posterior(lm, lambda s: s.endswith("a"), max_tokens=3)
+    >>> import math
+    >>> from awrs_adapters.lm import FunctionLM
+    >>> from awrs_adapters.testing import exact_posterior
+    >>> lm = FunctionLM([b"a", b"b", b""], 2, lambda p: [math.log(.4), math.log(.4), math.log(.2)])
+    >>> post, Z = exact_posterior(lm, lambda s: s.endswith("a"), max_tokens=3)
 """
 
 from __future__ import annotations

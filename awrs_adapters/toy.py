@@ -7,10 +7,11 @@ posterior favours ``a`` (the model rarely continues ``b`` with ``a``).
 
 Example::
 
-    from awrs_adapters.toy import ends_with_a
-    from awrs_adapters.testing import exact_posterior, exact_lcd
-    lm, c, T = ends_with_a()
-    print(exact_posterior(lm, c, T)[0], exact_lcd(lm, c, T))
+    >>> from awrs_adapters.toy import ends_with_a
+    >>> from awrs_adapters.testing import exact_posterior, exact_lcd
+    >>> lm, c, T = ends_with_a()
+    >>> print(exact_posterior(lm, c, T)[0], exact_lcd(lm, c, T))
+    {'a': 0.857..., 'aa': 0.095..., 'ba': 0.047...} {'aa': 0.050..., 'a': 0.450..., 'ba': 0.499...}
 """
 
 from __future__ import annotations

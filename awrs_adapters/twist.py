@@ -25,10 +25,11 @@ whose mass counts as ending (EOS and every token that begins with a stop sequenc
 
 Example::
 
-    import numpy as np
-    from awrs_adapters.twist import log_end_twist
-    h = np.array([0.0, 0.01, 0.5, 1.0])    # hazards of four particles
-    print(np.exp(log_end_twist(h, steps_left=3, max_tokens=10)))  # ψ: ~0.25, 0.25, 0.875, 1
+    >>> import numpy as np
+    >>> from awrs_adapters.twist import log_end_twist
+    >>> h = np.array([0.0, 0.01, 0.5, 1.0])    # hazards of four particles
+    >>> print(np.exp(log_end_twist(h, steps_left=3, max_tokens=10)))  # ψ: ~0.25, 0.25, 0.875, 1
+    [0.248... 0.248... 0.875     1.       ]
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ from it as UTF-8, holding back an incomplete trailing character for prefix check
 
 Example::
 
-    from awrs_adapters.vocab import Vocabulary
-    v = Vocabulary([b"a", b"b", b""], eos_token_id=2)
-    assert v.decode([0, 1, 2]) == "ab"
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> v = Vocabulary([b"a", b"b", b""], eos_token_id=2)
+    >>> assert v.decode([0, 1, 2]) == "ab"
 """
 
 from __future__ import annotations

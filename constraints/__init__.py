@@ -5,9 +5,9 @@ Import as ``from awrs_adapters import constraints as C``.
 
 Example::
 
-    from awrs_adapters.constraints import Predicate, Regex
-    c = Predicate(complete=lambda s: s.endswith("a"))
-    r = Regex(r"[0-9]+") & c
+    >>> from awrs_adapters.constraints import Predicate, Regex
+    >>> c = Predicate(complete=lambda s: s.endswith("a"))
+    >>> r = Regex(r"[0-9]+") & c
 
 Fast path: :class:`Regex`, :class:`JSONSchema` (outlines-core or llguidance),
 :class:`Grammar` (Lark, llguidance). Slow path: :class:`Predicate`, and

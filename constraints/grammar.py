@@ -20,13 +20,13 @@ machinery with ``backend="llguidance"``.
 
 Example::
 
-    from awrs_adapters.constraints import Grammar
-    g = Grammar('''
-        start: expr
-        expr: NUMBER | expr "+" expr | "(" expr ")"
-        NUMBER: /[0-9]+/
-    ''')
-    assert g.accepts("(1+2)+3") and not g.accepts("1+")
+    >>> from awrs_adapters.constraints import Grammar
+    >>> g = Grammar('''
+    ...     start: expr
+    ...     expr: NUMBER | expr "+" expr | "(" expr ")"
+    ...     NUMBER: /[0-9]+/
+    ... ''')
+    >>> assert g.accepts("(1+2)+3") and not g.accepts("1+")
 """
 
 from __future__ import annotations

@@ -10,14 +10,14 @@ exact. :func:`index_accepts` is the tokenizer-free whole-string check.
 
 Example::
 
-    from awrs_adapters.constraints.index_cache import compiled_index
-    from awrs_adapters.constraints.index import IndexBound, index_accepts
-    from awrs_adapters.vocab import Vocabulary
-    v = Vocabulary([b"a", b"b", b"ab", b""], 3)
-    b = IndexBound(compiled_index(v, "(ab)+"), v)
-    s = b.advance(b.initial_state(), 2)
-    assert b.check(s, 3) and not b.check(s, 1)      # EOS allowed after "ab"; "b" not
-    assert index_accepts("(ab)+", "abab") and not index_accepts("(ab)+", "aba")
+    >>> from awrs_adapters.constraints.index_cache import compiled_index
+    >>> from awrs_adapters.constraints.index import IndexBound, index_accepts
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> v = Vocabulary([b"a", b"b", b"ab", b""], 3)
+    >>> b = IndexBound(compiled_index(v, "(ab)+"), v)
+    >>> s = b.advance(b.initial_state(), 2)
+    >>> assert b.check(s, 3) and not b.check(s, 1)      # EOS allowed after "ab"; "b" not
+    >>> assert index_accepts("(ab)+", "abab") and not index_accepts("(ab)+", "aba")
 """
 
 from __future__ import annotations

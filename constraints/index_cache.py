@@ -17,12 +17,13 @@ entry is ignored and rebuilt.
 
 Example::
 
-    from awrs_adapters.constraints.index_cache import compiled_index, cache_stats
-    from awrs_adapters.vocab import Vocabulary
-    v = Vocabulary([b"a", b"b", b""], 2)
-    idx = compiled_index(v, "(a|b)+")
-    idx = compiled_index(v, "(a|b)+")     # a memory hit
-    print(cache_stats())
+    >>> from awrs_adapters.constraints.index_cache import compiled_index, cache_stats
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> v = Vocabulary([b"a", b"b", b""], 2)
+    >>> idx = compiled_index(v, "(a|b)+")
+    >>> idx = compiled_index(v, "(a|b)+")     # a memory hit
+    >>> print(cache_stats())
+    {'memory_hits': 1, 'disk_hits': 1, 'compiled': 0, 'disk_writes': 0, 'disk_errors': 0}
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ check. A walker over every subschema finds what a backend cannot express, to rel
 
 Example::
 
-    from awrs_adapters.constraints import JSONSchema
-    j = JSONSchema({"type": "object", "properties": {"n": {"type": "integer"}},
-                    "required": ["n"]})
-    assert j.accepts('{"n": 3}') and not j.accepts('{"n": "3"}')
+    >>> from awrs_adapters.constraints import JSONSchema
+    >>> j = JSONSchema({"type": "object", "properties": {"n": {"type": "integer"}},
+    ...                 "required": ["n"]})
+    >>> assert j.accepts('{"n": 3}') and not j.accepts('{"n": "3"}')
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ last few in memory, keyed by the vocabulary's content hash.
 
 Example::
 
-    from awrs_adapters.constraints.oc_vocab import oc_vocabulary
-    from awrs_adapters.vocab import Vocabulary
-    v = Vocabulary([b"a", b"b", b""], 2)
-    ocv = oc_vocabulary(v)
-    assert oc_vocabulary(v) is ocv      # cached by content hash
+    >>> from awrs_adapters.constraints.oc_vocab import oc_vocabulary
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> v = Vocabulary([b"a", b"b", b""], 2)
+    >>> ocv = oc_vocabulary(v)
+    >>> assert oc_vocabulary(v) is ocv      # cached by content hash
 """
 
 from __future__ import annotations

@@ -17,15 +17,13 @@ object from it is converted.
 
 Example::
 
-    from pydantic import BaseModel
-    from awrs_adapters.constraints import from_outlines
-
-    class Point(BaseModel):
-        x: int
-        y: int
-
-    c = from_outlines(Point)            # Pydantic(Point)
-    assert c.accepts('{"x": 1, "y": 2}')
+    >>> from pydantic import BaseModel
+    >>> from awrs_adapters.constraints import from_outlines
+    >>> class Point(BaseModel):
+    ...     x: int
+    ...     y: int
+    >>> c = from_outlines(Point)            # Pydantic(Point)
+    >>> assert c.accepts('{"x": 1, "y": 2}')
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ one lowers the variance. Results are cached by text. Its Boolean counterpart is
 
 Example::
 
-    from awrs_adapters.constraints import Potential, Predicate
-    short = Potential(complete=lambda s: -0.5 * len(s))     # log-weight
-    both = Predicate(complete=lambda s: s.endswith("a")) & short
-    print(short.log_complete("abc"), both)
+    >>> from awrs_adapters.constraints import Potential, Predicate
+    >>> short = Potential(complete=lambda s: -0.5 * len(s))     # log-weight
+    >>> both = Predicate(complete=lambda s: s.endswith("a")) & short
+    >>> print(short.log_complete("abc"), both)
+    -1.5 Predicate(<lambda>) & Potential(<lambda>)
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ Where each check runs:
 
 Example::
 
-    from awrs_adapters.constraints import Predicate, Potential
-    ends_a = Predicate(complete=lambda s: s.endswith("a"))
-    short = Potential(complete=lambda s: -0.5 * len(s))     # log-weight
-    both = ends_a & short
+    >>> from awrs_adapters.constraints import Predicate, Potential
+    >>> ends_a = Predicate(complete=lambda s: s.endswith("a"))
+    >>> short = Potential(complete=lambda s: -0.5 * len(s))     # log-weight
+    >>> both = ends_a & short
 """
 
 from __future__ import annotations

@@ -29,25 +29,23 @@ backend here, object keys come in the schema's order.
 
 Example::
 
-    from pydantic import BaseModel, field_validator
-    from awrs_adapters.constraints import Pydantic
-
-    class Person(BaseModel):
-        name: str
-        age: int
-
-        @field_validator("name")
-        @classmethod
-        def capitalised(cls, v: str) -> str:
-            if not v[:1].isupper():
-                raise ValueError("name must be capitalised")
-            return v
-
-    c = Pydantic(Person)
-    assert c.accepts('{"name": "Ada", "age": 36}')
-    assert not c.accepts('{"name": "ada", "age": 36}')
-    assert not c.check_prefix('{"name": "ada", ')      # closed and invalid: no completion
-    assert c.check_prefix('{"name": "ad')              # still open: may become valid
+    >>> from pydantic import BaseModel, field_validator
+    >>> from awrs_adapters.constraints import Pydantic
+    >>> class Person(BaseModel):
+    ...     name: str
+    ...     age: int
+    ...
+    ...     @field_validator("name")
+    ...     @classmethod
+    ...     def capitalised(cls, v: str) -> str:
+    ...         if not v[:1].isupper():
+    ...             raise ValueError("name must be capitalised")
+    ...         return v
+    >>> c = Pydantic(Person)
+    >>> assert c.accepts('{"name": "Ada", "age": 36}')
+    >>> assert not c.accepts('{"name": "ada", "age": 36}')
+    >>> assert not c.check_prefix('{"name": "ada", ')      # closed and invalid: no completion
+    >>> assert c.check_prefix('{"name": "ad')              # still open: may become valid
 """
 
 from __future__ import annotations

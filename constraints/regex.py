@@ -17,9 +17,9 @@ checked when made: syntax (llguidance's parser message, :mod:`.regex_errors`), s
 
 Example::
 
-    from awrs_adapters.constraints import Regex
-    r = Regex(r"[0-9]{3}-[a-z]+")
-    assert r.accepts("123-abc") and not r.accepts("12-abc")
+    >>> from awrs_adapters.constraints import Regex
+    >>> r = Regex(r"[0-9]{3}-[a-z]+")
+    >>> assert r.accepts("123-abc") and not r.accepts("12-abc")
 """
 
 from __future__ import annotations

@@ -8,9 +8,15 @@ compile failure into a message that says what to fix. :class:`~.regex.Regex`,
 
 Example::
 
-    from awrs_adapters.constraints.regex_errors import regex_diagnostic
-    assert regex_diagnostic("[0-9]+") == ""
-    print(regex_diagnostic("(a"))      # llguidance's parser message, with a caret
+    >>> from awrs_adapters.constraints.regex_errors import regex_diagnostic
+    >>> assert regex_diagnostic("[0-9]+") == ""
+    >>> print(regex_diagnostic("(a"))      # llguidance's parser message, with a caret
+    at 1(8): invalid regex "(a" (in regex): regex parse error:
+        (a
+        ^
+    error: unclosed group
+       1 | start: /(a/
+                  ^
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ and its place in the schema (the check cannot decide: it neither accepts nor rej
 
 Example::
 
-    from awrs_adapters.constraints.schema_check import SchemaCheck
-    check = SchemaCheck({"type": "array", "uniqueItems": True})
-    print(check("[1, 2]"), check("[1, 1]"), check("[1, NaN]"))   # True False False
+    >>> from awrs_adapters.constraints.schema_check import SchemaCheck
+    >>> check = SchemaCheck({"type": "array", "uniqueItems": True})
+    >>> print(check("[1, 2]"), check("[1, 1]"), check("[1, NaN]"))   # True False False
+    True False False
 """
 
 from __future__ import annotations

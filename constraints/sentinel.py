@@ -12,10 +12,10 @@ let :class:`~awrs_adapters.constraints.index.IndexBound` spot and reject such a 
 
 Example::
 
-    from awrs_adapters.constraints.sentinel import SENTINEL, sentinel_id, sentinel_pattern
-    from awrs_adapters.vocab import Vocabulary
-    v = Vocabulary([b"a", b"b", b""], 2)
-    assert sentinel_pattern("a+") == "(?:a+)" + SENTINEL and sentinel_id(v) == 3
+    >>> from awrs_adapters.constraints.sentinel import SENTINEL, sentinel_id, sentinel_pattern
+    >>> from awrs_adapters.vocab import Vocabulary
+    >>> v = Vocabulary([b"a", b"b", b""], 2)
+    >>> assert sentinel_pattern("a+") == "(?:a+)" + SENTINEL and sentinel_id(v) == 3
 """
 
 from __future__ import annotations

@@ -22,14 +22,14 @@ does not begin with ``<tool_call>``, so an output is read one way only.
 
 Example::
 
-    from awrs_adapters.constraints.tools import ToolCalls, parse_tool_calls
-    add = {"type": "function", "function": {"name": "add", "parameters": {
-        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-        "required": ["a", "b"]}}}
-    c = ToolCalls([add], choice="required")
-    out = '<tool_call>\\n{"name": "add", "arguments": {"a": 1, "b": 2}}\\n</tool_call>'
-    assert c.accepts(out) and not c.accepts("The answer is 3.")
-    assert parse_tool_calls(out)[0].arguments == {"a": 1, "b": 2}
+    >>> from awrs_adapters.constraints.tools import ToolCalls, parse_tool_calls
+    >>> add = {"type": "function", "function": {"name": "add", "parameters": {
+    ...     "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    ...     "required": ["a", "b"]}}}
+    >>> c = ToolCalls([add], choice="required")
+    >>> out = '<tool_call>\\n{"name": "add", "arguments": {"a": 1, "b": 2}}\\n</tool_call>'
+    >>> assert c.accepts(out) and not c.accepts("The answer is 3.")
+    >>> assert parse_tool_calls(out)[0].arguments == {"a": 1, "b": 2}
 """
 
 from __future__ import annotations

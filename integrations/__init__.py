@@ -11,8 +11,9 @@ and the strategy run through the core step loop, :mod:`awrs_adapters.streaming`.
 
 Example::
 
-    import awrs_adapters.integrations as integrations
-    print(integrations.__name__)
+    >>> import awrs_adapters.integrations as integrations
+    >>> print(integrations.__name__)
+    awrs_adapters.integrations
 """
 
 from __future__ import annotations

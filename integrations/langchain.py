@@ -14,15 +14,13 @@ once every weighted particle shares it. Their shared fields and run are in
 
 Example::
 
-    from pydantic import BaseModel
-    from awrs_adapters.integrations.langchain import ChatAWRS
-
-    class Person(BaseModel):
-        name: str
-        age: int
-
-    chat = ChatAWRS(num_particles=4, max_tokens=48)     # the embedded SmolLM2 by default
-    person = chat.with_structured_output(Person).invoke("Ada Lovelace was 36. Extract.")
+    >>> from pydantic import BaseModel
+    >>> from awrs_adapters.integrations.langchain import ChatAWRS
+    >>> class Person(BaseModel):
+    ...     name: str
+    ...     age: int
+    >>> chat = ChatAWRS(num_particles=4, max_tokens=48)     # the embedded SmolLM2 by default
+    >>> person = chat.with_structured_output(Person).invoke("Ada Lovelace was 36. Extract.")
 """
 
 from __future__ import annotations

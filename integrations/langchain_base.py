@@ -12,14 +12,13 @@ run at its next step).
 
 Example::
 
-    from awrs_adapters.integrations.langchain_base import pieces_in_thread
-
-    def run(on_text, cancel):
-        on_text("he")
-        on_text("llo")
-        return "done"
-
-    print(list(pieces_in_thread(run)))
+    >>> from awrs_adapters.integrations.langchain_base import pieces_in_thread
+    >>> def run(on_text, cancel):
+    ...     on_text("he")
+    ...     on_text("llo")
+    ...     return "done"
+    >>> print(list(pieces_in_thread(run)))
+    ['he', 'llo']
 """
 
 from __future__ import annotations

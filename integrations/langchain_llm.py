@@ -9,10 +9,11 @@ Re-exported by :mod:`awrs_adapters.integrations.langchain`.
 
 Example::
 
-    from awrs_adapters.constraints import Regex
-    from awrs_adapters.integrations.langchain import AWRSLLM
-    llm = AWRSLLM(num_particles=4, max_tokens=8)      # the embedded SmolLM2 by default
-    print(llm.invoke("The capital of France is", constraint=Regex(r" [A-Z][a-z]+")))
+    >>> from awrs_adapters.constraints import Regex
+    >>> from awrs_adapters.integrations.langchain import AWRSLLM
+    >>> llm = AWRSLLM(num_particles=4, max_tokens=8)      # the embedded SmolLM2 by default
+    >>> llm.invoke("The capital of France is", constraint=Regex(r" [A-Z][a-z]+"))
+    ' ...'
 """
 
 from __future__ import annotations

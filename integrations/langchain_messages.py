@@ -11,11 +11,14 @@ the :class:`~awrs_adapters.constraints.tools.ToolCalls` constraint of a binding;
 
 Example::
 
-    from langchain_core.messages import HumanMessage, SystemMessage
-    from awrs_adapters.integrations.langchain_messages import ToolStream, messages_to_chat
-    print(messages_to_chat([SystemMessage("be brief"), HumanMessage("hi")]))
-    s = ToolStream()
-    print(s.feed('<tool_call>\\n{"name": "f", "arguments": {"x": 1'))
+    >>> from langchain_core.messages import HumanMessage, SystemMessage
+    >>> from awrs_adapters.integrations.langchain_messages import ToolStream, messages_to_chat
+    >>> print(messages_to_chat([SystemMessage("be brief"), HumanMessage("hi")]))
+    [{'role': 'system', 'content': 'be brief'}, {'role': 'user', 'content': 'hi'}]
+    >>> s = ToolStream()
+    >>> chunks = s.feed('<tool_call>\\n{"name": "f", "arguments": {"x": 1')
+    >>> [(c.tool_call_chunks[0]["name"], c.tool_call_chunks[0]["args"]) for c in chunks]
+    [('f', ''), (None, '{"x": 1')]
 """
 
 from __future__ import annotations

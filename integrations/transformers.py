@@ -35,17 +35,19 @@ particles).
 
 Example::
 
-    from awrs_adapters.constraints import Regex
-    from awrs_adapters.integrations.transformers import AWRSLogitsProcessor, smc_generate
-    from awrs_adapters.models import load
-    lm = load()                      # the embedded SmolLM2 (a TransformersLM)
-    model, tok = lm.model, lm.tokenizer
-    out = model.generate(**tok("Date:", return_tensors="pt"), custom_generate=smc_generate,
-                         constraint=Regex(r" [0-9]{4}-[0-9]{2}-[0-9]{2}"), num_particles=8,
-                         max_new_tokens=12, awrs_tokenizer=tok, return_dict_in_generate=True)
-    print(tok.batch_decode(out.sequences), out.results[0].posterior)
-    lcd = AWRSLogitsProcessor(Regex(r" [0-9]{4}"), tok)
-    model.generate(**tok("Year:", return_tensors="pt"), logits_processor=[lcd], do_sample=True)
+    >>> from awrs_adapters.constraints import Regex
+    >>> from awrs_adapters.integrations.transformers import AWRSLogitsProcessor, smc_generate
+    >>> from awrs_adapters.models import load
+    >>> lm = load()                      # the embedded SmolLM2 (a TransformersLM)
+    >>> model, tok = lm.model, lm.tokenizer
+    >>> out = model.generate(**tok("Date:", return_tensors="pt"), custom_generate=smc_generate,
+    ...                      constraint=Regex(r" [0-9]{4}-[0-9]{2}-[0-9]{2}"), num_particles=8,
+    ...                      max_new_tokens=12, awrs_tokenizer=tok, return_dict_in_generate=True)
+    >>> print(tok.batch_decode(out.sequences), out.results[0].posterior)
+    ['Date: ...-...-...'] {' ...-...-...': ...}
+    >>> lcd = AWRSLogitsProcessor(Regex(r" [0-9]{4}"), tok)
+    >>> model.generate(**tok("Year:", return_tensors="pt"), logits_processor=[lcd], do_sample=True)
+    tensor([[...]])
 """
 
 from __future__ import annotations

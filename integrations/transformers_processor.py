@@ -11,15 +11,16 @@ scores: it cannot carry weights or resample). For the unbiased posterior use
 
 Example::
 
-    from awrs_adapters.constraints import Regex
-    from awrs_adapters.integrations.transformers import AWRSLogitsProcessor
-    from awrs_adapters.models import load
-    lm = load()                      # the embedded SmolLM2 (a TransformersLM)
-    model, tok = lm.model, lm.tokenizer
-    lcd = AWRSLogitsProcessor(Regex(r" [0-9]{4}"), tok)
-    out = model.generate(**tok("Year:", return_tensors="pt"), logits_processor=[lcd],
-                         do_sample=True, max_new_tokens=8)
-    print(tok.decode(out[0]), lcd.unfinished_rows(out))   # rows cut before complete
+    >>> from awrs_adapters.constraints import Regex
+    >>> from awrs_adapters.integrations.transformers import AWRSLogitsProcessor
+    >>> from awrs_adapters.models import load
+    >>> lm = load()                      # the embedded SmolLM2 (a TransformersLM)
+    >>> model, tok = lm.model, lm.tokenizer
+    >>> lcd = AWRSLogitsProcessor(Regex(r" [0-9]{4}"), tok)
+    >>> out = model.generate(**tok("Year:", return_tensors="pt"), logits_processor=[lcd],
+    ...                      do_sample=True, max_new_tokens=8)
+    >>> print(tok.decode(out[0]), lcd.unfinished_rows(out))   # rows cut before complete
+    Year: ... [...]
 """
 
 from __future__ import annotations

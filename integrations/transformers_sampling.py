@@ -10,9 +10,10 @@ removes the warpers generate built itself (the strategy builds its own, validate
 
 Example::
 
-    from awrs_adapters.integrations.transformers_sampling import sampling_warpers
-    greedy, warpers, cut = sampling_warpers(None, True, 0.7, 50, None, None)
-    print(greedy, [type(w).__name__ for w in warpers], cut)
+    >>> from awrs_adapters.integrations.transformers_sampling import sampling_warpers
+    >>> greedy, warpers, cut = sampling_warpers(None, True, 0.7, 50, None, None)
+    >>> print(greedy, [type(w).__name__ for w in warpers], cut)
+    False ['TemperatureLogitsWarper', 'TopKLogitsWarper'] ['top_k=50']
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ Overview: :class:`LanguageModel` / :class:`ParticleBatch` are the protocol;
 
 Example::
 
-    from awrs_adapters.lm import FunctionLM
-    lm = FunctionLM([b"a", b"b", b""], 2, lambda prefix: [0.0, 0.0, 0.0])
+    >>> from awrs_adapters.lm import FunctionLM
+    >>> lm = FunctionLM([b"a", b"b", b""], 2, lambda prefix: [0.0, 0.0, 0.0])
 """
 
 from __future__ import annotations

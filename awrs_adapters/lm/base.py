@@ -8,14 +8,14 @@ compaction; duplicates allowed). The engine never sees more than this.
 
 Example::
 
-    import torch
-    from awrs_adapters.lm import FunctionLM
-    lm = FunctionLM([b"a", b"b", b""], eos_token_id=2,
-                    next_logprobs=lambda prefix: torch.log(torch.tensor([0.4, 0.4, 0.2])))
-    batch = lm.start("", num_particles=3)
-    lp = batch.logprobs()          # [3, 3]
-    batch.extend([0, 1, 0])
-    batch.select([2, 2, 0])        # resample: rows 2, 2, 0
+    >>> import torch
+    >>> from awrs_adapters.lm import FunctionLM
+    >>> lm = FunctionLM([b"a", b"b", b""], eos_token_id=2,
+    ...                 next_logprobs=lambda prefix: torch.log(torch.tensor([0.4, 0.4, 0.2])))
+    >>> batch = lm.start("", num_particles=3)
+    >>> lp = batch.logprobs()          # [3, 3]
+    >>> batch.extend([0, 1, 0])
+    >>> batch.select([2, 2, 0])        # resample: rows 2, 2, 0
 """
 
 from __future__ import annotations

@@ -7,11 +7,12 @@ enough to enumerate every string, so posteriors can be computed exactly
 
 Example::
 
-    import math
-    from awrs_adapters.lm import FunctionLM
-    # tokens a, b, EOS; a uniform prior
-    lm = FunctionLM([b"a", b"b", b""], 2, lambda prefix: [math.log(1 / 3)] * 3)
-    print(lm.start(None, 2).logprobs().shape)   # torch.Size([2, 3])
+    >>> import math
+    >>> from awrs_adapters.lm import FunctionLM
+    >>> # tokens a, b, EOS; a uniform prior
+    >>> lm = FunctionLM([b"a", b"b", b""], 2, lambda prefix: [math.log(1 / 3)] * 3)
+    >>> print(lm.start(None, 2).logprobs().shape)   # torch.Size([2, 3])
+    torch.Size([2, 3])
 """
 
 from __future__ import annotations

@@ -13,10 +13,11 @@ backend supplies the engine: ``start`` and a way to compute logits.
 
 Example::
 
-    from awrs_adapters import models
-    lm = models.load()                       # a TransformersLM, an HFTokenizerLM
-    ids = lm.encode_prompt([{"role": "user", "content": "Hi"}])
-    print(len(ids), lm.end_token_ids, lm.vocab.eos_token_id)
+    >>> from awrs_adapters import models
+    >>> lm = models.load()                       # a TransformersLM, an HFTokenizerLM
+    >>> ids = lm.encode_prompt([{"role": "user", "content": "Hi"}])
+    >>> print(len(ids), lm.end_token_ids, lm.vocab.eos_token_id)   # <|im_end|> and <|endoftext|>
+    31 [2, 0] 2
 """
 
 from __future__ import annotations

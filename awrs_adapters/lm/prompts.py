@@ -8,11 +8,11 @@ generation prompt, ids checked against the model's embedding rows. ``Transformer
 
 Example::
 
-    from awrs_adapters.lm.prompts import encode_prompt
-    from awrs_adapters.models import load
-    tok = load().tokenizer           # SmolLM2-135M-Instruct's tokenizer
-    ids = encode_prompt(tok, [{"role": "user", "content": "Hi"}], fallback_id=0,
-                        rows=len(tok))
+    >>> from awrs_adapters.lm.prompts import encode_prompt
+    >>> from awrs_adapters.models import load
+    >>> tok = load().tokenizer           # SmolLM2-135M-Instruct's tokenizer
+    >>> ids = encode_prompt(tok, [{"role": "user", "content": "Hi"}], fallback_id=0,
+    ...                     rows=len(tok))
 """
 
 from __future__ import annotations

@@ -16,15 +16,18 @@ needs full-attention ``DynamicLayer`` caches (see :attr:`SharedForward.joinable`
 
 Example::
 
-    from awrs_adapters import models
-    from awrs_adapters.lm.shared import SharedForward
-    group = SharedForward(models.load())
-    a = group.start("Name a fruit.", 4)
-    b = group.start([{"role": "user", "content": "Say hi."}], 2)
-    a.logprobs().shape, b.logprobs().shape   # ([4, V], [2, V]): one prefill of both prompts
-    a.extend([1, 2, 3, 4]); b.extend([5, 6])
-    a.logprobs()                              # one forward of all 6 rows
-    print(group.forwards)                     # 2
+    >>> from awrs_adapters import models
+    >>> from awrs_adapters.lm.shared import SharedForward
+    >>> group = SharedForward(models.load())
+    >>> a = group.start("Name a fruit.", 4)
+    >>> b = group.start([{"role": "user", "content": "Say hi."}], 2)
+    >>> a.logprobs().shape, b.logprobs().shape   # one prefill of both prompts
+    (torch.Size([4, 49152]), torch.Size([2, 49152]))
+    >>> a.extend([1, 2, 3, 4]); b.extend([5, 6])
+    >>> a.logprobs().shape                        # one forward of all 6 rows
+    torch.Size([4, 49152])
+    >>> print(group.forwards)
+    2
 """
 
 from __future__ import annotations

@@ -19,15 +19,15 @@ their probabilities into the EOS column).
 
 Example::
 
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
-    from transformers import PreTrainedTokenizerFast
-    from awrs_adapters.lm.tokenizer_bytes import vocabulary_from_tokenizer
-    t = Tokenizer(models.BPE(vocab={"a": 0, "Ġ": 1, "Ġa": 2, "<eos>": 3}, merges=[("Ġ", "a")]))
-    t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    t.decoder = decoders.ByteLevel()
-    tok = PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<eos>")
-    v = vocabulary_from_tokenizer(tok)
-    assert v.tokens[2] == b" a" and v.eos_token_id == 3
+    >>> from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    >>> from transformers import PreTrainedTokenizerFast
+    >>> from awrs_adapters.lm.tokenizer_bytes import vocabulary_from_tokenizer
+    >>> t = Tokenizer(models.BPE(vocab={"a": 0, "Ġ": 1, "Ġa": 2, "<eos>": 3}, merges=[("Ġ", "a")]))
+    >>> t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    >>> t.decoder = decoders.ByteLevel()
+    >>> tok = PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<eos>")
+    >>> v = vocabulary_from_tokenizer(tok)
+    >>> assert v.tokens[2] == b" a" and v.eos_token_id == 3
 """
 
 from __future__ import annotations

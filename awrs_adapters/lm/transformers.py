@@ -12,14 +12,15 @@ column by log-sum-exp. Works with transformers 5.23 (``past_key_values``) and 5.
 
 Example::
 
-    from awrs_adapters import generate, models
-    from awrs_adapters.constraints import Regex
-    from awrs_adapters.lm import TransformersLM
-    # any local folder or Hub id (with a Hub): TransformersLM.from_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct")
-    lm = TransformersLM.from_pretrained(models.convert())  # the embedded SmolLM2, offline
-    r = generate(lm, [{"role": "user", "content": "A date in ISO format?"}],
-                 Regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"), num_particles=4, max_tokens=12, seed=0)
-    print(r.posterior)
+    >>> from awrs_adapters import generate, models
+    >>> from awrs_adapters.constraints import Regex
+    >>> from awrs_adapters.lm import TransformersLM
+    >>> # any local folder or Hub id (with a Hub): TransformersLM.from_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct")
+    >>> lm = TransformersLM.from_pretrained(models.convert())  # the embedded SmolLM2, offline
+    >>> r = generate(lm, [{"role": "user", "content": "A date in ISO format?"}],
+    ...              Regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"), num_particles=4, max_tokens=12, seed=0)
+    >>> print(r.posterior)
+    {'...-...-...': ...}
 """
 
 from __future__ import annotations

@@ -19,13 +19,14 @@ or the capture cannot see the logits.
 
 Example::
 
-    from awrs_adapters import generate
-    from awrs_adapters.constraints import Regex
-    from awrs_adapters.models import load
-    lm = load(backend="vllm", enforce_eager=True)   # the embedded SmolLM2 on vLLM
-    # any model: VLLMLM.from_pretrained("meta-llama/Llama-3.1-8B-Instruct", tensor_parallel_size=2)
-    r = generate(lm, "A year: ", Regex(r"(19|20)[0-9]{2}"), num_particles=8, max_tokens=8, seed=0)
-    print(r.mode)
+    >>> from awrs_adapters import generate
+    >>> from awrs_adapters.constraints import Regex
+    >>> from awrs_adapters.models import load
+    >>> lm = load(backend="vllm", enforce_eager=True)   # the embedded SmolLM2 on vLLM
+    >>> # any model: VLLMLM.from_pretrained("meta-llama/Llama-3.1-8B-Instruct", tensor_parallel_size=2)
+    >>> r = generate(lm, "A year: ", Regex(r"(19|20)[0-9]{2}"), num_particles=8, max_tokens=8, seed=0)
+    >>> r.mode
+    '...'
 """
 
 from __future__ import annotations

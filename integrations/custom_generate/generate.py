@@ -7,16 +7,17 @@ pass to callables.
 
 Example::
 
-    from awrs_adapters import models
-    from awrs_adapters.constraints import Regex
-    from awrs_adapters.integrations.transformers import CUSTOM_GENERATE_DIR
-    lm = models.load()
-    model, tok = lm.model, lm.tokenizer
-    inputs = tok(["A year: "], return_tensors="pt")
-    out = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, trust_remote_code=True,
-                         tokenizer=tok, constraint=Regex(r"(19|20)[0-9]{2}"), num_particles=4,
-                         max_new_tokens=6, seed=0)
-    print(tok.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+    >>> from awrs_adapters import models
+    >>> from awrs_adapters.constraints import Regex
+    >>> from awrs_adapters.integrations.transformers import CUSTOM_GENERATE_DIR
+    >>> lm = models.load()
+    >>> model, tok = lm.model, lm.tokenizer
+    >>> inputs = tok(["A year: "], return_tensors="pt")
+    >>> out = model.generate(**inputs, custom_generate=CUSTOM_GENERATE_DIR, trust_remote_code=True,
+    ...                      tokenizer=tok, constraint=Regex(r"(19|20)[0-9]{2}"), num_particles=4,
+    ...                      max_new_tokens=6, seed=0)
+    >>> print(tok.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+    ['...']
 """
 
 from __future__ import annotations
