@@ -17,7 +17,7 @@ from independent import (
 
 from awrs_adapters import ConstraintError, generate
 from awrs_adapters.constraints import Regex
-from awrs_adapters.constraints import cache as C
+from awrs_adapters.constraints import index_cache as C
 from awrs_adapters.lm import FunctionLM
 from awrs_adapters.vocab import Vocabulary
 
