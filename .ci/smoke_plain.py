@@ -20,7 +20,8 @@ from awrs_adapters import generate
 from awrs_adapters.constraints import Grammar, JSONSchema, Potential, Predicate, Pydantic, Regex
 from awrs_adapters.lm import FunctionLM
 
-extras = [m for m in ("langchain_core", "outlines", "matplotlib", "lark", "pytest")
+# (lark is not among them: jsonschema[format-nongpl], a dependency, brings it for IRIs)
+extras = [m for m in ("langchain_core", "outlines", "matplotlib", "pytest")
           if importlib.util.find_spec(m) is not None]
 assert not extras, f"not a plain install: {extras} are installed"
 # PEP 561 marker shipped: type checkers read the package's annotations
