@@ -157,13 +157,14 @@ def test_renamed_paths_warn_and_still_work() -> None:
 
 
 def test_a_constraint_subclass_with_the_old_is_critic_name_still_weights() -> None:
-    from awrs_adapters.constraints import Potential
+    from awrs_adapters.constraints import Potential, Predicate
     from awrs_adapters.protocol import split
 
     with pytest.warns(DeprecationWarning, match="is_potential"):
-        class Old(Potential):
+        class OldSoft(Predicate):  # a Boolean base: only the old name can make it soft
             is_critic = True
 
-    assert Old.is_potential
-    p = Old(prefix=lambda s: 0.0, complete=lambda s: 0.0)
+    assert OldSoft.is_potential and not Predicate.is_potential
+    p = OldSoft(complete=lambda s: True)
     assert split(p)[1] == [p]
+    assert Potential.is_potential
